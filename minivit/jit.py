@@ -10,7 +10,7 @@ Every jitted kernel in `minivit/kernels/` is decorated with `jit` (serial) or
 """
 import numba
 
-FLAGS = dict(nopython=True, cache=True, error_model="numpy", fastmath=False)
+FLAGS = dict(cache=True, error_model="numpy", fastmath=False)
 
 
 def jit(fn):

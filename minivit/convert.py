@@ -1,0 +1,167 @@
+"""Converting foreign state dicts into minivit's naming: the only module that
+knows other projects' key names.
+
+Each source has one table of rename rules (regex -> replacement, applied in
+order to every key) per family. Afterwards, keys that the source splits but
+minivit keeps together are merged (transformers' separate q/k/v projections
+become one qkv). The result is checked strictly against the model: every
+missing, unexpected or wrongly shaped key is reported in one error.
+
+Channel order: minivit models always take RGB. A checkpoint trained on BGR
+images (OpenCV) gets the flip folded into the stem convolution, by reversing
+its input-channel axis.
+"""
+import re
+
+import numpy as np
+
+from .errors import WeightsError
+from .nn import describe_mismatch
+
+SOURCES = ("cvnets", "timm", "hf")
+
+# ---- apple/ml-cvnets (and the MobileViTv3 authors' code, which shares it) ----
+_CVNETS_COMMON = [
+    (r"\.block\.exp_1x1\.", ".expand."),            # inverted residual: 1x1 expansion
+    (r"\.block\.conv_3x3\.", ".dw."),               # inverted residual: 3x3 depthwise
+    (r"\.block\.red_1x1\.", ".project."),           # inverted residual: 1x1 reduction
+    (r"\.block\.conv\.", ".conv."),                 # ConvLayer = Sequential(conv, norm, act)
+    (r"\.block\.norm\.", ".bn."),
+    (r"^classifier\.fc\.", "classifier."),
+]
+_CVNETS_V1 = _CVNETS_COMMON + [
+    (r"\.local_rep\.conv_3x3\.", ".conv_kxk."),
+    (r"\.local_rep\.conv_1x1\.", ".conv_1x1."),
+    (r"\.global_rep\.(\d+)\.pre_norm_mha\.0\.", r".global_rep.transformer.\1.norm1."),
+    (r"\.global_rep\.(\d+)\.pre_norm_mha\.1\.qkv_proj\.", r".global_rep.transformer.\1.attn.qkv."),
+    (r"\.global_rep\.(\d+)\.pre_norm_mha\.1\.out_proj\.", r".global_rep.transformer.\1.attn.proj."),
+    (r"\.global_rep\.(\d+)\.pre_norm_ffn\.0\.", r".global_rep.transformer.\1.norm2."),
+    (r"\.global_rep\.(\d+)\.pre_norm_ffn\.1\.", r".global_rep.transformer.\1.mlp.fc1."),
+    (r"\.global_rep\.(\d+)\.pre_norm_ffn\.4\.", r".global_rep.transformer.\1.mlp.fc2."),
+    (r"\.global_rep\.\d+\.(weight|bias)$", r".global_rep.norm.\1"),   # the final LayerNorm
+    (r"\.fusion\.", ".conv_fusion."),
+]
+
+
+def _stage(m):
+    """transformers counts stages from 0, the official code from 1."""
+    return f"layer_{int(m.group(1)) + 1}."
+
+
+# ---- Hugging Face transformers MobileViTForImageClassification ----
+_HF_COMMON = [
+    (r"^mobilevit\.conv_stem\.", "conv_1."),
+    (r"^mobilevit\.conv_1x1_exp\.", "conv_1x1_exp."),
+    (r"^mobilevit\.encoder\.layer\.(\d+)\.layer\.(\d+)\.",
+     lambda m: f"{_stage(m)}{m.group(2)}."),                                    # MobileNetV2 stages
+    (r"^mobilevit\.encoder\.layer\.(\d+)\.downsampling_layer\.", lambda m: f"{_stage(m)}0."),
+    (r"^mobilevit\.encoder\.layer\.(\d+)\.", lambda m: f"{_stage(m)}1."),        # the MobileViT block
+    (r"\.expand_1x1\.", ".expand."),
+    (r"\.conv_3x3\.", ".dw."),
+    (r"\.reduce_1x1\.", ".project."),
+    (r"\.convolution\.", ".conv."),
+    (r"\.normalization\.", ".bn."),
+]
+_HF_V1 = _HF_COMMON + [
+    (r"\.transformer\.layer\.(\d+)\.attention\.attention\.query\.", r".global_rep.transformer.\1.attn.q."),
+    (r"\.transformer\.layer\.(\d+)\.attention\.attention\.key\.", r".global_rep.transformer.\1.attn.k."),
+    (r"\.transformer\.layer\.(\d+)\.attention\.attention\.value\.", r".global_rep.transformer.\1.attn.v."),
+    (r"\.transformer\.layer\.(\d+)\.attention\.output\.dense\.", r".global_rep.transformer.\1.attn.proj."),
+    (r"\.transformer\.layer\.(\d+)\.intermediate\.dense\.", r".global_rep.transformer.\1.mlp.fc1."),
+    (r"\.transformer\.layer\.(\d+)\.output\.dense\.", r".global_rep.transformer.\1.mlp.fc2."),
+    (r"\.transformer\.layer\.(\d+)\.layernorm_before\.", r".global_rep.transformer.\1.norm1."),
+    (r"\.transformer\.layer\.(\d+)\.layernorm_after\.", r".global_rep.transformer.\1.norm2."),
+    (r"\.1\.layernorm\.", ".1.global_rep.norm."),
+    (r"\.conv_projection\.", ".conv_proj."),
+    (r"\.fusion\.", ".conv_fusion."),
+]
+
+# (source, config.block) -> rename rules. Other families add their tables here.
+RULES = {
+    ("cvnets", "v1"): _CVNETS_V1,
+    ("hf", "v1"): _HF_V1,
+}
+
+# (source, config.block) -> the channel order checkpoints of that kind were trained on
+DEFAULT_CHANNELS = {
+    ("cvnets", "v1"): "bgr",    # official v1 checkpoints: OpenCV-decoded images
+    ("hf", "v1"): "bgr",        # converted from the official ones
+    ("timm", "v1"): "rgb",      # timm flipped the stem when it converted them
+}
+
+_SKIP = re.compile(r"(num_batches_tracked|\.aux_head\..*)$")
+
+
+def to_float32(key, value):
+    """One checkpoint tensor (torch or NumPy) as a float32 array, or a WeightsError naming the key."""
+    if hasattr(value, "detach"):                       # a torch tensor: no torch import needed
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        value = value.numpy()
+    a = np.asarray(value)
+    if a.dtype.kind not in "f":
+        raise WeightsError(f"{key}: expected floating-point values, got dtype {a.dtype}")
+    a = a.astype(np.float32, copy=False)
+    if not np.isfinite(a).all():
+        raise WeightsError(f"{key}: contains NaN or infinite values")
+    return a
+
+
+def rename(key, rules):
+    for pattern, repl in rules:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def _merge_qkv(out, origin):
+    """transformers' separate q, k, v projections -> one qkv, stacked in that order."""
+    for key in [k for k in out if re.search(r"\.attn\.q\.(weight|bias)$", k)]:
+        parts = [key.replace(".attn.q.", f".attn.{p}.") for p in "qkv"]
+        if all(p in out for p in parts):
+            merged = key.replace(".attn.q.", ".attn.qkv.")
+            out[merged] = np.concatenate([out.pop(p) for p in parts], axis=0)
+            origin[merged] = " + ".join(origin.pop(p) for p in parts)
+
+
+def convert_state_dict(state_dict, model, source, checkpoint_channels=None):
+    """Map a PyTorch state dict from `source` naming into minivit's naming, strictly.
+
+    state_dict: {key: torch tensor or array}; model: a minivit model or its name;
+    source: "cvnets", "timm" or "hf"; checkpoint_channels: "rgb" or "bgr", the
+    channel order the checkpoint was trained on (default: what that source's
+    released checkpoints use). Returns {minivit key: float32 array}.
+    """
+    if isinstance(model, str):
+        from .models.registry import create_model
+        model = create_model(model)
+    block = model.config.block
+    if source not in SOURCES:
+        raise WeightsError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    if (source, block) not in RULES:
+        raise WeightsError(f"converting {source!r} checkpoints for {model.name} is not supported yet")
+    rules = RULES[(source, block)]
+    out, origin = {}, {}
+    for key, value in state_dict.items():
+        if _SKIP.search(key):
+            continue
+        new = rename(key, rules)
+        out[new] = to_float32(key, value)
+        origin[new] = key
+    _merge_qkv(out, origin)
+
+    own = model.state_dict()
+    missing = [k for k in own if k not in out]
+    unexpected = [origin[k] for k in out if k not in own]
+    bad = [(f"{origin[k]} (minivit: {k})", own[k].shape, out[k].shape)
+           for k in own if k in out and own[k].shape != out[k].shape]
+    if missing or unexpected or bad:
+        raise WeightsError(describe_mismatch(missing, unexpected, bad))
+
+    channels = checkpoint_channels or DEFAULT_CHANNELS.get((source, block), "rgb")
+    if channels not in ("rgb", "bgr"):
+        raise WeightsError(f"checkpoint_channels must be 'rgb' or 'bgr', got {channels!r}")
+    if channels == "bgr":
+        # the stem saw (B, G, R); reversing its input axis makes it take (R, G, B)
+        out["conv_1.conv.weight"] = np.ascontiguousarray(out["conv_1.conv.weight"][:, ::-1])
+    return {k: out[k] for k in own}

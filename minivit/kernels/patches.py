@@ -1,0 +1,140 @@
+"""Unfold a feature map into patches and fold it back: the two layouts.
+
+A map (B, C, H, W) with H = nh*ph and W = nw*pw is cut into N = nh*nw
+non-overlapping patches of P = ph*pw pixels. Pixel (py, px) of patch (ny, nx)
+is x[b, c, ny*ph + py, nx*pw + px].
+
+- v1 layout (cvnets MobileViTBlock.unfolding): (B*P, N, C). Each of the B*P
+  sequences holds the pixels at one position inside the patches, so attention
+  runs across patches, never inside one.
+- v2 layout (cvnets MobileViTBlockv2, F.unfold with kernel = stride = patch):
+  (B, C, P, N), channels first, so 1x1 convs act on it directly.
+The `_ref` functions are one reshape and one transpose each way; the fast
+versions are Numba index maps that write the output in one pass.
+"""
+import numpy as np
+
+from ..jit import pjit, prange
+
+
+def unfold_v1_ref(x, ph, pw):
+    B, C, H, W = x.shape
+    nh, nw = H // ph, W // pw
+    # (B, C, nh, ph, nw, pw) -> (B, ph, pw, nh, nw, C) -> (B*P, N, C)
+    t = x.reshape(B, C, nh, ph, nw, pw).transpose(0, 3, 5, 2, 4, 1)
+    return np.ascontiguousarray(t).reshape(B * ph * pw, nh * nw, C)
+
+
+def fold_v1_ref(patches, B, H, W, ph, pw):
+    BP, N, C = patches.shape
+    nh, nw = H // ph, W // pw
+    # (B*P, N, C) -> (B, ph, pw, nh, nw, C) -> (B, C, nh, ph, nw, pw) -> (B, C, H, W)
+    t = patches.reshape(B, ph, pw, nh, nw, C).transpose(0, 5, 3, 1, 4, 2)
+    return np.ascontiguousarray(t).reshape(B, C, H, W)
+
+
+def unfold_v2_ref(x, ph, pw):
+    B, C, H, W = x.shape
+    nh, nw = H // ph, W // pw
+    # (B, C, nh, ph, nw, pw) -> (B, C, ph, pw, nh, nw) -> (B, C, P, N)
+    t = x.reshape(B, C, nh, ph, nw, pw).transpose(0, 1, 3, 5, 2, 4)
+    return np.ascontiguousarray(t).reshape(B, C, ph * pw, nh * nw)
+
+
+def fold_v2_ref(patches, H, W, ph, pw):
+    B, C, P, N = patches.shape
+    nh, nw = H // ph, W // pw
+    # (B, C, P, N) -> (B, C, ph, pw, nh, nw) -> (B, C, nh, ph, nw, pw) -> (B, C, H, W)
+    t = patches.reshape(B, C, ph, pw, nh, nw).transpose(0, 1, 4, 2, 5, 3)
+    return np.ascontiguousarray(t).reshape(B, C, H, W)
+
+
+@pjit
+def _unfold_v1(x, ph, pw, out):
+    # x (B, C, H, W) -> out (B*P, N, C)
+    B, C, H, W = x.shape
+    nw = W // pw
+    for bp in prange(B * ph * pw):
+        b, p = bp // (ph * pw), bp % (ph * pw)
+        py, px = p // pw, p % pw
+        for n in range(out.shape[1]):
+            y, xx = (n // nw) * ph + py, (n % nw) * pw + px
+            for c in range(C):
+                out[bp, n, c] = x[b, c, y, xx]
+
+
+@pjit
+def _fold_v1(patches, ph, pw, out):
+    # patches (B*P, N, C) -> out (B, C, H, W)
+    B, C, H, W = out.shape
+    nw = W // pw
+    for bc in prange(B * C):
+        b, c = bc // C, bc % C
+        for y in range(H):
+            py, ny = y % ph, y // ph
+            for xx in range(W):
+                px, nx = xx % pw, xx // pw
+                out[b, c, y, xx] = patches[b * ph * pw + py * pw + px, ny * nw + nx, c]
+
+
+@pjit
+def _unfold_v2(x, ph, pw, out):
+    # x (B, C, H, W) -> out (B, C, P, N)
+    B, C, H, W = x.shape
+    nw = W // pw
+    for bc in prange(B * C):
+        b, c = bc // C, bc % C
+        for p in range(ph * pw):
+            py, px = p // pw, p % pw
+            for n in range(out.shape[3]):
+                out[b, c, p, n] = x[b, c, (n // nw) * ph + py, (n % nw) * pw + px]
+
+
+@pjit
+def _fold_v2(patches, ph, pw, out):
+    # patches (B, C, P, N) -> out (B, C, H, W)
+    B, C, H, W = out.shape
+    nw = W // pw
+    for bc in prange(B * C):
+        b, c = bc // C, bc % C
+        for y in range(H):
+            for xx in range(W):
+                out[b, c, y, xx] = patches[b, c, (y % ph) * pw + xx % pw, (y // ph) * nw + xx // pw]
+
+
+def _check_divisible(H, W, ph, pw):
+    if H % ph or W % pw:
+        raise ValueError(f"map {H}x{W} is not divisible by the patch {ph}x{pw}; resize it first")
+
+
+def unfold_v1(x, ph, pw):
+    """(B, C, H, W) -> (B*P, N, C)."""
+    B, C, H, W = x.shape
+    _check_divisible(H, W, ph, pw)
+    out = np.empty((B * ph * pw, (H // ph) * (W // pw), C), np.float32)
+    _unfold_v1(x, ph, pw, out)
+    return out
+
+
+def fold_v1(patches, B, H, W, ph, pw):
+    """(B*P, N, C) -> (B, C, H, W)."""
+    out = np.empty((B, patches.shape[2], H, W), np.float32)
+    _fold_v1(patches, ph, pw, out)
+    return out
+
+
+def unfold_v2(x, ph, pw):
+    """(B, C, H, W) -> (B, C, P, N)."""
+    B, C, H, W = x.shape
+    _check_divisible(H, W, ph, pw)
+    out = np.empty((B, C, ph * pw, (H // ph) * (W // pw)), np.float32)
+    _unfold_v2(x, ph, pw, out)
+    return out
+
+
+def fold_v2(patches, H, W, ph, pw):
+    """(B, C, P, N) -> (B, C, H, W)."""
+    B, C = patches.shape[:2]
+    out = np.empty((B, C, H, W), np.float32)
+    _fold_v2(patches, ph, pw, out)
+    return out

@@ -1,0 +1,33 @@
+"""Global average pooling and the linear (fully connected) layer.
+
+Reproduces torch.mean(x, dim=(2, 3)) (cvnets' GlobalPool "mean") and
+torch.nn.functional.linear. Both are BLAS/NumPy work: nothing to jit.
+"""
+import numpy as np
+
+
+def global_avg_pool_ref(x):
+    """x (B, C, H, W) -> (B, C), summed in float64 then rounded."""
+    return x.astype(np.float64).mean(axis=(2, 3)).astype(x.dtype)
+
+
+def global_avg_pool(x):
+    """x (B, C, H, W) -> (B, C)."""
+    B, C, H, W = x.shape
+    return x.reshape(B, C, H * W).mean(axis=2, dtype=np.float64).astype(np.float32)  # (B, C)
+
+
+def linear_ref(x, w, b=None):
+    """x (..., Din), w (Dout, Din), b (Dout,) -> (..., Dout), in float64."""
+    y = x.astype(np.float64) @ w.astype(np.float64).T
+    if b is not None:
+        y = y + b
+    return y.astype(x.dtype)
+
+
+def linear(x, w_t, b=None):
+    """x (..., Din), w_t (Din, Dout) (the transposed weight, packed once) -> (..., Dout)."""
+    y = x @ w_t
+    if b is not None:
+        y += b
+    return y

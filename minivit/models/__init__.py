@@ -1,0 +1,1 @@
+"""Models: configs (frozen dataclasses, the presets registry) and the model class."""
