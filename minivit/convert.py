@@ -41,6 +41,19 @@ _CVNETS_V1 = _CVNETS_COMMON + [
     (r"\.global_rep\.\d+\.(weight|bias)$", r".global_rep.norm.\1"),   # the final LayerNorm
     (r"\.fusion\.", ".conv_fusion."),
 ]
+# v2 (cvnets v0.2): rules see keys after _CVNETS_COMMON, so ".block.conv." is already ".conv."
+_CVNETS_V2 = _CVNETS_COMMON + [
+    (r"\.local_rep\.0\.", ".conv_kxk."),
+    (r"\.local_rep\.1\.", ".conv_1x1."),
+    (r"\.global_rep\.(\d+)\.pre_norm_attn\.0\.", r".global_rep.transformer.\1.norm1."),
+    (r"\.global_rep\.(\d+)\.pre_norm_attn\.1\.qkv_proj\.conv\.", r".global_rep.transformer.\1.attn.qkv."),
+    (r"\.global_rep\.(\d+)\.pre_norm_attn\.1\.out_proj\.conv\.", r".global_rep.transformer.\1.attn.proj."),
+    (r"\.global_rep\.(\d+)\.pre_norm_ffn\.0\.", r".global_rep.transformer.\1.norm2."),
+    (r"\.global_rep\.(\d+)\.pre_norm_ffn\.1\.conv\.", r".global_rep.transformer.\1.mlp.fc1."),
+    (r"\.global_rep\.(\d+)\.pre_norm_ffn\.3\.conv\.", r".global_rep.transformer.\1.mlp.fc2."),
+    (r"\.global_rep\.\d+\.(weight|bias)$", r".global_rep.norm.\1"),   # the final GroupNorm
+    (r"^classifier\.1\.", "classifier."),                              # Sequential(GlobalPool, Linear)
+]
 
 
 def _stage(m):
@@ -75,11 +88,25 @@ _HF_V1 = _HF_COMMON + [
     (r"\.conv_projection\.", ".conv_proj."),
     (r"\.fusion\.", ".conv_fusion."),
 ]
+# transformers MobileViTV2ForImageClassification: the v1 layout under "mobilevitv2.", with
+# separable attention (1x1 convs) in place of q/k/v; rules see keys after _HF_COMMON
+_HF_V2 = [(r"^mobilevitv2\.", "mobilevit.")] + _HF_COMMON + [
+    (r"\.transformer\.layer\.(\d+)\.layernorm_before\.", r".global_rep.transformer.\1.norm1."),
+    (r"\.transformer\.layer\.(\d+)\.attention\.qkv_proj\.conv\.", r".global_rep.transformer.\1.attn.qkv."),
+    (r"\.transformer\.layer\.(\d+)\.attention\.out_proj\.conv\.", r".global_rep.transformer.\1.attn.proj."),
+    (r"\.transformer\.layer\.(\d+)\.layernorm_after\.", r".global_rep.transformer.\1.norm2."),
+    (r"\.transformer\.layer\.(\d+)\.ffn\.conv1\.conv\.", r".global_rep.transformer.\1.mlp.fc1."),
+    (r"\.transformer\.layer\.(\d+)\.ffn\.conv2\.conv\.", r".global_rep.transformer.\1.mlp.fc2."),
+    (r"\.1\.layernorm\.", ".1.global_rep.norm."),
+    (r"\.conv_projection\.", ".conv_proj."),
+]
 
 # (source, config.block) -> rename rules. Other families add their tables here.
 RULES = {
     ("cvnets", "v1"): _CVNETS_V1,
     ("hf", "v1"): _HF_V1,
+    ("cvnets", "v2"): _CVNETS_V2,
+    ("hf", "v2"): _HF_V2,
 }
 
 # (source, config.block) -> the channel order checkpoints of that kind were trained on
@@ -87,6 +114,9 @@ DEFAULT_CHANNELS = {
     ("cvnets", "v1"): "bgr",    # official v1 checkpoints: OpenCV-decoded images
     ("hf", "v1"): "bgr",        # converted from the official ones
     ("timm", "v1"): "rgb",      # timm flipped the stem when it converted them
+    ("cvnets", "v2"): "rgb",    # cvnets v0.2 trained v2 on Pillow-decoded (RGB) images
+    ("hf", "v2"): "rgb",        # converted from the official v2 ones
+    ("timm", "v2"): "rgb",
 }
 
 _SKIP = re.compile(r"(num_batches_tracked|\.aux_head\..*)$")

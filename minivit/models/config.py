@@ -7,6 +7,8 @@ official rules from a width multiplier (v2 and v2-based v3).
 """
 from dataclasses import dataclass, field
 
+from ..blocks.inverted_residual import make_divisible
+
 
 @dataclass(frozen=True)
 class MV2Stage:
@@ -56,6 +58,26 @@ def _v1(name, stem, l1, l2, l3, l4, l5, expand, paper):
     return ModelConfig(name, "v1", stem, stages, min(4 * l5[0], 960), paper=paper)
 
 
+# v2 images: Pillow, shorter side to 288 (bicubic), centre crop 256 (cvnets v0.2 mobilevit_v2.yaml)
+V2_PREPROCESSING = Preprocessing(resize=288, crop=256, interpolation="pil_bicubic")
+
+
+def _v2(name, width, paper, block="v2"):
+    """A v2-style preset (v2, or v2-based v3 with block="v3_v2") from its width multiplier, by
+    the official rules (cvnets v0.2 config/mobilevit_v2.py): stem 32*width clipped to 16..64,
+    then rounded to 8; layer_1 64*width rounded to 16; the other widths rounded to 8;
+    attention widths d = 128/192/256 * width with 2/4/3 layers and FFN 2d rounded down
+    to 16; every expansion ratio 2; no head expansion (conv_1x1_exp is an identity)."""
+    def w(c, divisor=8):
+        return int(make_divisible(c * width, divisor))
+    stem = int(make_divisible(min(max(32 * width, 16), 64), 8, min_value=16))
+    vit = []
+    for out, dim, depth in ((256, 128, 2), (384, 192, 4), (512, 256, 3)):
+        d = w(dim)
+        vit.append(ViTStage(w(out), d, (2 * d) // 16 * 16, depth, 2, 2, heads=0))   # no heads in v2
+    stages = (MV2Stage(w(64, 16), 1, 1, 2), MV2Stage(w(128), 2, 2, 2), *vit)
+    return ModelConfig(name, block, stem, stages, None, V2_PREPROCESSING, paper=paper)
+
 MODELS = {}
 
 
@@ -71,3 +93,9 @@ register(_v1("mobilevit_xs", 16, 32, 48, (64, 96, 192, 2), (80, 120, 240, 4), (9
              dict(params_m=2.3, top1=74.8)))
 register(_v1("mobilevit_s", 16, 32, 64, (96, 144, 288, 2), (128, 192, 384, 4), (160, 240, 480, 3), 4,
              dict(params_m=5.6, top1=78.4)))
+
+# MobileViTv2 (Mehta and Rastegari, "Separable Self-attention for Mobile Vision Transformers", 2022;
+# cvnets v0.2). paper: the cvnets v0.2 model zoo (params in millions, ImageNet-1k top-1 at 256x256).
+for _width, _params, _top1 in ((0.5, 1.4, 70.18), (0.75, 2.9, 75.56), (1.0, 4.9, 78.09), (1.25, 7.5, 79.65),
+                               (1.5, 10.6, 80.38), (1.75, 14.3, 80.84), (2.0, 18.4, 81.17)):
+    register(_v2(f"mobilevitv2_{round(_width * 100):03d}", _width, dict(params_m=_params, top1=_top1)))

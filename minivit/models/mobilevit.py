@@ -11,6 +11,8 @@ import numpy as np
 
 from ..blocks.inverted_residual import InvertedResidual
 from ..blocks.mobilevit_v1 import MobileViTBlock
+from ..blocks.mobilevit_v2 import MobileViTBlockV2
+from ..blocks.mobilevit_v3 import MobileViTv3BlockV1
 from ..errors import InputError
 from ..kernels.pool import global_avg_pool
 from ..nn import ConvBNAct, Linear, Module
@@ -19,44 +21,67 @@ from .config import MV2Stage
 # config.block -> a function building the MobileViT block of a ViTStage
 BLOCKS = {
     "v1": lambda c, st: MobileViTBlock(c, st.dim, st.ffn, st.depth, st.heads, st.patch),
+    "v2": lambda c, st, dilation=1: MobileViTBlockV2(c, st.dim, st.ffn, st.depth, st.patch, dilation=dilation),
+    "v3_v1": lambda c, st: MobileViTv3BlockV1(c, st.dim, st.ffn, st.depth, st.heads, st.patch),
 }
 
 
-def _make_stage(st, cin, block):
-    """The blocks of one stage (a list) and its output channels."""
+# blocks whose local depthwise conv takes the stage's dilation (the v1-family blocks never do)
+DILATED_BLOCKS = ("v2", "v3_v2")
+
+# output stride -> the stages that trade their stride 2 for dilation (DeepLab backbones)
+DILATE = {32: (), 16: (5,), 8: (4, 5)}
+
+
+def _make_stage(st, cin, block, dilate=False, dilation=1):
+    """The blocks of one stage (a list), its output channels and the dilation after it.
+
+    dilate: the stage keeps its input resolution: its stride-2 inverted residual
+    gets stride 1 (at the dilation so far) and the convs after it twice the dilation.
+    """
     if isinstance(st, MV2Stage):
         layers = [InvertedResidual(cin if i == 0 else st.out, st.out, st.stride if i == 0 else 1, st.expand)
                   for i in range(st.blocks)]
-        return layers, st.out
+        return layers, st.out, dilation
     layers = []
     if st.stride == 2:
-        layers.append(InvertedResidual(cin, st.out, 2, st.expand))
+        layers.append(InvertedResidual(cin, st.out, 1 if dilate else 2, st.expand, dilation=dilation))
+        dilation = 2 * dilation if dilate else dilation
         cin = st.out
-    layers.append(BLOCKS[block](cin, st))
-    return layers, cin
+    if dilation > 1 and block in DILATED_BLOCKS:
+        layers.append(BLOCKS[block](cin, st, dilation))
+    else:
+        layers.append(BLOCKS[block](cin, st))
+    return layers, cin, dilation
 
 
 class MobileViT(Module):
-    def __init__(self, config, num_classes=1000):
+    def __init__(self, config, num_classes=1000, output_stride=32, classifier=True):
+        """output_stride 16 or 8 dilates layer_5 (and layer_4) instead of striding them;
+        classifier=False leaves out conv_1x1_exp and the classifier (a backbone for dense heads)."""
         self.config = config
         self.num_classes = num_classes
+        self.output_stride = output_stride
         self.conv_1 = ConvBNAct(3, config.stem, 3, stride=2)
-        c = config.stem
+        c, dilation = config.stem, 1
         for k, st in enumerate(config.stages, 1):
-            layer, c = _make_stage(st, c, config.block)
+            layer, c, dilation = _make_stage(st, c, config.block, k in DILATE[output_stride], dilation)
             setattr(self, f"layer_{k}", layer)
-        self.conv_1x1_exp = ConvBNAct(c, config.exp_channels, 1) if config.exp_channels else None
-        self.classifier = Linear(config.exp_channels or c, num_classes)
+        self.channels = c    # of the layer_5 output
+        has_exp = classifier and config.exp_channels
+        self.conv_1x1_exp = ConvBNAct(c, config.exp_channels, 1) if has_exp else None
+        self.classifier = Linear(config.exp_channels or c, num_classes) if classifier else None
 
     @property
     def name(self):
         return self.config.name
 
-    def forward(self, x, record=None):
-        """x (B, 3, H, W) float32 -> logits (B, classes). `record(name, array)` sees each stage."""
+    def features(self, x, record=None):
+        """x (B, 3, H, W) float32 -> [layer_1 ... layer_5 outputs]. `record(name, array)` sees each stage."""
         rec = record or (lambda name, a: None)
         x = self.conv_1(x)
         rec("conv_1", x)
+        outs = []
         for k in range(1, 6):
             for block in getattr(self, f"layer_{k}"):
                 if isinstance(block, InvertedResidual):
@@ -65,6 +90,13 @@ class MobileViT(Module):
                     x = block(x, None if record is None else
                               (lambda name, a, k=k: rec(f"layer_{k}_{name}", a)))
             rec(f"layer_{k}", x)
+            outs.append(x)
+        return outs
+
+    def forward(self, x, record=None):
+        """x (B, 3, H, W) float32 -> logits (B, classes). `record(name, array)` sees each stage."""
+        rec = record or (lambda name, a: None)
+        x = self.features(x, record)[-1]
         if self.conv_1x1_exp is not None:
             x = self.conv_1x1_exp(x)
             rec("conv_1x1_exp", x)
@@ -88,8 +120,15 @@ class MobileViT(Module):
         return out
 
 
+MIN_SIZE = 32   # the network's total stride: below it every late stage sees the same 1x1 map
+
+
 def check_input(x):
-    """The one conversion a model input gets: to float32 (N, 3, H, W), C-contiguous, finite."""
+    """The one conversion a model input gets: to float32 (N, 3, H, W), C-contiguous, finite.
+
+    A float32 C-contiguous array passes through without a copy; anything else
+    (float64, a non-contiguous view, a list) is converted once.
+    """
     try:
         a = np.asarray(x)
     except Exception as e:
@@ -101,9 +140,13 @@ def check_input(x):
         hint = " (channels-last? use x.transpose(0, 3, 1, 2))" if a.shape[-1] == 3 else ""
         raise InputError(f"model input must have 3 channels on axis 1 (N, 3, H, W), got shape {a.shape}{hint}")
     if a.shape[0] == 0:
-        raise InputError("model input is an empty batch (N = 0)")
-    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        raise InputError(f"model input must be a float array, got dtype {a.dtype}")
+        raise InputError(f"model input is an empty batch: shape {a.shape}")
+    if min(a.shape[2:]) < MIN_SIZE:
+        raise InputError(f"model input is {a.shape[2]}x{a.shape[3]} pixels; the smallest size these networks "
+                         f"take is {MIN_SIZE}x{MIN_SIZE} (their total stride)")
+    if a.dtype.kind != "f":
+        hint = " (for 8-bit pixels use x.astype(np.float32) / 255)" if a.dtype.kind in "ui" else ""
+        raise InputError(f"model input must be floating point (RGB in [0, 1]), got dtype {a.dtype}{hint}")
     a = np.ascontiguousarray(a, dtype=np.float32)
     if not np.isfinite(a).all():
         raise InputError("model input contains NaN or infinite values")
