@@ -1,0 +1,79 @@
+"""Sharing one model between threads, and running under unusual Numba settings."""
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import minivit
+
+MODELS = ["mobilevit_xxs"]
+
+
+def inputs(n, size=64):
+    return [np.random.default_rng(i).uniform(0, 1, (1 + i % 2, 3, size, size + 8 * i)).astype(np.float32)
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_model_many_threads_equals_serial(name):
+    model = minivit.create_model(name)
+    xs = inputs(6)
+    serial = [model(x) for x in xs]
+    results = [[] for _ in xs]
+    errors = []
+    start = threading.Barrier(len(xs))
+
+    def work(i):
+        try:
+            start.wait()
+            for _ in range(3):
+                results[i].append(model(xs[i]))
+        except Exception as e:          # surfaced below with the thread's index
+            errors.append((i, e))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i, outs in enumerate(results):
+        for out in outs:
+            np.testing.assert_array_equal(out, serial[i], err_msg=f"thread {i} differs from the serial answer")
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, warnings, numpy as np, minivit
+    x = np.random.default_rng(3).uniform(0, 1, (2, 3, 40, 36)).astype(np.float32)
+    np.save(sys.argv[1], minivit.create_model("mobilevit_xxs")(x))
+""")
+
+
+def run_fresh(tmp_path, **env):
+    out = tmp_path / "out.npy"
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return np.load(out), proc.stderr
+
+
+def reference():
+    x = np.random.default_rng(3).uniform(0, 1, (2, 3, 40, 36)).astype(np.float32)
+    return minivit.create_model("mobilevit_xxs")(x)
+
+
+def test_numba_disabled_gives_the_same_answer(tmp_path):
+    got, _ = run_fresh(tmp_path, NUMBA_DISABLE_JIT="1")
+    np.testing.assert_allclose(got, reference(), rtol=0, atol=1e-5)
+
+
+def test_unwritable_cache_dir_still_works(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    got, stderr = run_fresh(tmp_path, NUMBA_CACHE_DIR=str(blocker / "numba"))
+    np.testing.assert_allclose(got, reference(), rtol=0, atol=1e-6)
+    assert "Traceback" not in stderr
