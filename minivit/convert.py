@@ -104,6 +104,7 @@ _HF_V2 = [(r"^mobilevitv2\.", "mobilevit.")] + _HF_COMMON + [
 # (source, config.block) -> rename rules. Other families add their tables here.
 RULES = {
     ("cvnets", "v1"): _CVNETS_V1,
+    ("cvnets", "v3_v1"): _CVNETS_V1,     # v1-based v3: the v1 module names, so the v1 table
     ("hf", "v1"): _HF_V1,
     ("cvnets", "v2"): _CVNETS_V2,
     ("hf", "v2"): _HF_V2,
@@ -112,6 +113,7 @@ RULES = {
 # (source, config.block) -> the channel order checkpoints of that kind were trained on
 DEFAULT_CHANNELS = {
     ("cvnets", "v1"): "bgr",    # official v1 checkpoints: OpenCV-decoded images
+    ("cvnets", "v3_v1"): "bgr",  # the v3 authors trained the v1-based ones on cvnets v0.1 (OpenCV)
     ("hf", "v1"): "bgr",        # converted from the official ones
     ("timm", "v1"): "rgb",      # timm flipped the stem when it converted them
     ("cvnets", "v2"): "rgb",    # cvnets v0.2 trained v2 on Pillow-decoded (RGB) images

@@ -51,11 +51,12 @@ class ModelConfig:
     paper: dict = field(default_factory=dict, compare=False)   # numbers the paper reports
 
 
-def _v1(name, stem, l1, l2, l3, l4, l5, expand, paper):
-    """A v1 preset: ViT stages given as (out, dim, ffn, depth); the head expands 4x, at most 960."""
+def _v1(name, stem, l1, l2, l3, l4, l5, expand, paper, block="v1"):
+    """A v1-style preset (v1, or v1-based v3 with block="v3_v1"): ViT stages given as
+    (out, dim, ffn, depth); the head expands 4x, at most 960."""
     vit = [ViTStage(o, d, f, n, 2, expand) for o, d, f, n in (l3, l4, l5)]
     stages = (MV2Stage(l1, 1, 1, expand), MV2Stage(l2, 3, 2, expand), *vit)
-    return ModelConfig(name, "v1", stem, stages, min(4 * l5[0], 960), paper=paper)
+    return ModelConfig(name, block, stem, stages, min(4 * l5[0], 960), paper=paper)
 
 
 # v2 images: Pillow, shorter side to 288 (bicubic), centre crop 256 (cvnets v0.2 mobilevit_v2.yaml)
@@ -78,6 +79,7 @@ def _v2(name, width, paper, block="v2"):
     stages = (MV2Stage(w(64, 16), 1, 1, 2), MV2Stage(w(128), 2, 2, 2), *vit)
     return ModelConfig(name, block, stem, stages, None, V2_PREPROCESSING, paper=paper)
 
+
 MODELS = {}
 
 
@@ -99,3 +101,20 @@ register(_v1("mobilevit_s", 16, 32, 64, (96, 144, 288, 2), (128, 192, 384, 4), (
 for _width, _params, _top1 in ((0.5, 1.4, 70.18), (0.75, 2.9, 75.56), (1.0, 4.9, 78.09), (1.25, 7.5, 79.65),
                                (1.5, 10.6, 80.38), (1.75, 14.3, 80.84), (2.0, 18.4, 81.17)):
     register(_v2(f"mobilevitv2_{round(_width * 100):03d}", _width, dict(params_m=_params, top1=_top1)))
+
+# MobileViTv3, v1-based (Wadekar and Chaurasia, 2022; MobileViTv3-v1 config/mobilevit.py, modes
+# *_v3, and *_v3_fast for the low-latency *_l2: layer 4 has 2 transformer layers instead of 4).
+# Layers 1-2 as in v1, wider layers 3-5, 4 heads; evaluated as v1 (OpenCV bilinear, 288 -> crop 256).
+# paper: the authors' README table (params in millions, "FLOPs" in millions, ImageNet-1k top-1).
+register(_v1("mobilevitv3_xxs", 16, 16, 24, (64, 64, 128, 2), (80, 80, 160, 4), (128, 96, 192, 3), 2,
+             dict(params_m=1.2, macs_m=289, top1=70.98), block="v3_v1"))
+register(_v1("mobilevitv3_xs", 16, 32, 48, (96, 96, 192, 2), (160, 120, 240, 4), (160, 144, 288, 3), 4,
+             dict(params_m=2.5, macs_m=927, top1=76.7), block="v3_v1"))
+register(_v1("mobilevitv3_s", 16, 32, 64, (128, 144, 288, 2), (256, 192, 384, 4), (320, 240, 480, 3), 4,
+             dict(params_m=5.8, macs_m=1841, top1=79.3), block="v3_v1"))
+register(_v1("mobilevitv3_xxs_l2", 16, 16, 24, (64, 64, 128, 2), (80, 80, 160, 2), (128, 96, 192, 3), 2,
+             dict(params_m=1.1, macs_m=256, top1=70.23), block="v3_v1"))
+register(_v1("mobilevitv3_xs_l2", 16, 32, 48, (96, 96, 192, 2), (160, 120, 240, 2), (160, 144, 288, 3), 4,
+             dict(params_m=2.3, macs_m=853, top1=76.10), block="v3_v1"))
+register(_v1("mobilevitv3_s_l2", 16, 32, 64, (128, 144, 288, 2), (256, 192, 384, 2), (320, 240, 480, 3), 4,
+             dict(params_m=5.2, macs_m=1651, top1=79.06), block="v3_v1"))
