@@ -100,6 +100,27 @@ _HF_V2 = [(r"^mobilevitv2\.", "mobilevit.")] + _HF_COMMON + [
     (r"\.1\.layernorm\.", ".1.global_rep.norm."),
     (r"\.conv_projection\.", ".conv_proj."),
 ]
+# timm (pytorch-image-models mobilevit.py on its ByobNet): stem, stages.{s}.{j}, final_conv, head.fc;
+# inverted residuals are BottleneckBlocks (conv1_1x1, conv2_kxk, conv3_1x1, each ConvNormAct with
+# .conv/.bn); the MobileViT blocks keep conv_kxk / conv_1x1 (a bare Conv2d) / transformer / norm /
+# conv_proj / conv_fusion
+_TIMM_COMMON = [
+    (r"^stem\.", "conv_1."),
+    (r"^stages\.(\d+)\.", lambda m: f"layer_{int(m.group(1)) + 1}."),
+    (r"\.conv1_1x1\.", ".expand."),
+    (r"\.conv2_kxk\.", ".dw."),
+    (r"\.conv3_1x1\.", ".project."),
+    (r"\.conv_1x1\.weight$", ".conv_1x1.conv.weight"),
+    (r"\.transformer\.(\d+)\.", r".global_rep.transformer.\1."),
+    (r"^(layer_\d+\.\d+)\.norm\.", r"\1.global_rep.norm."),
+    (r"^final_conv\.", "conv_1x1_exp."),
+    (r"^head\.fc\.", "classifier."),
+]
+_TIMM_V1 = _TIMM_COMMON                          # timm's ViT Block: norm1, attn.qkv/proj, norm2, mlp.fc1/fc2
+_TIMM_V2 = _TIMM_COMMON + [                      # LinearTransformerBlock: attn.qkv_proj/out_proj, mlp a ConvMlp
+    (r"\.attn\.qkv_proj\.", ".attn.qkv."),
+    (r"\.attn\.out_proj\.", ".attn.proj."),
+]
 
 # (source, config.block) -> rename rules. Other families add their tables here.
 RULES = {
@@ -108,6 +129,8 @@ RULES = {
     ("hf", "v1"): _HF_V1,
     ("cvnets", "v2"): _CVNETS_V2,
     ("hf", "v2"): _HF_V2,
+    ("timm", "v1"): _TIMM_V1,
+    ("timm", "v2"): _TIMM_V2,
 }
 
 # (source, config.block) -> the channel order checkpoints of that kind were trained on
