@@ -128,6 +128,7 @@ RULES = {
     ("cvnets", "v3_v1"): _CVNETS_V1,     # v1-based v3: the v1 module names, so the v1 table
     ("hf", "v1"): _HF_V1,
     ("cvnets", "v2"): _CVNETS_V2,
+    ("cvnets", "v3_v2"): _CVNETS_V2,     # v2-based v3: the v2 module names (conv_proj is wider)
     ("hf", "v2"): _HF_V2,
     ("timm", "v1"): _TIMM_V1,
     ("timm", "v2"): _TIMM_V2,
@@ -140,6 +141,7 @@ DEFAULT_CHANNELS = {
     ("hf", "v1"): "bgr",        # converted from the official ones
     ("timm", "v1"): "rgb",      # timm flipped the stem when it converted them
     ("cvnets", "v2"): "rgb",    # cvnets v0.2 trained v2 on Pillow-decoded (RGB) images
+    ("cvnets", "v3_v2"): "rgb",  # the v3 authors trained the v2-based ones on cvnets v0.2 (Pillow)
     ("hf", "v2"): "rgb",        # converted from the official v2 ones
     ("timm", "v2"): "rgb",
 }

@@ -14,12 +14,17 @@ from synth import read_keys_file
 PARAMS = {
     "mobilevitv3_xxs": 1249448, "mobilevitv3_xs": 2490360, "mobilevitv3_s": 5763912,
     "mobilevitv3_xxs_l2": 1145288, "mobilevitv3_xs_l2": 2257320, "mobilevitv3_s_l2": 5169864,
+    "mobilevitv3_050": 1429985, "mobilevitv3_075": 2999641, "mobilevitv3_100": 5139409,
 }
 V1_BASED = ["mobilevitv3_xxs", "mobilevitv3_xs", "mobilevitv3_s",
             "mobilevitv3_xxs_l2", "mobilevitv3_xs_l2", "mobilevitv3_s_l2"]
+V2_BASED = ["mobilevitv3_050", "mobilevitv3_075", "mobilevitv3_100"]
 V1_STAGES = ["conv_1", "layer_1", "layer_2", "layer_3_local", "layer_3_global", "layer_3",
              "layer_4_local", "layer_4_global", "layer_4", "layer_5_local", "layer_5_global", "layer_5",
              "conv_1x1_exp", "features", "logits"]
+# v2-based: no conv_1x1_exp (an identity upstream); each block also records its attention scores
+V2_STAGES = [s for s in V1_STAGES if s != "conv_1x1_exp"]
+V2_TRACE = [n for s in V2_STAGES for n in ([s, s.replace("global", "scores")] if s.endswith("global") else [s])]
 
 
 def official_model(name):
@@ -43,6 +48,23 @@ def test_xxs_trace_names(trace_xxs):
     assert list(trace_xxs) == V1_STAGES
 
 
+@pytest.fixture(scope="module")
+def trace_050():
+    return official_model("mobilevitv3_050").trace(official_input())
+
+
+@pytest.mark.parametrize("stage", V2_STAGES)
+def test_050_stage_matches_official(trace_050, stage):
+    """layer_k_global is the global half of conv_proj's input, as the reference stores it."""
+    ref = np.load(DATA / "mobilevitv3_050.npz")
+    atol = 2e-5 if stage in ("features", "logits") else 5e-5     # v2-based tolerances
+    check_against_official(ref, f"{stage}_256", trace_050[stage], atol=atol)
+
+
+def test_050_trace_names(trace_050):
+    assert list(trace_050) == V2_TRACE
+
+
 @pytest.mark.parametrize("name", V1_BASED)
 def test_v1_based_config(name):
     cfg = get_config(name)
@@ -51,6 +73,16 @@ def test_v1_based_config(name):
     assert cfg.preprocessing.interpolation == "cv2_bilinear"
     depths = [st.depth for st in cfg.stages[2:]]
     assert depths == ([2, 2, 3] if name.endswith("_l2") else [2, 4, 3])
+
+
+@pytest.mark.parametrize("name", V2_BASED)
+def test_v2_based_config(name):
+    cfg = get_config(name)
+    assert cfg.block == "v3_v2" and cfg.exp_channels is None
+    assert (cfg.preprocessing.resize, cfg.preprocessing.crop) == (288, 256)
+    assert cfg.preprocessing.interpolation == "pil_bicubic"
+    # the same widths as the v2 model of that width multiplier
+    assert cfg.stages == get_config(name.replace("v3", "v2")).stages
 
 
 @pytest.mark.parametrize("name", list(PARAMS))
@@ -74,12 +106,13 @@ def test_official_keys_accepted_exactly(name):
 
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_default_channel_order(name):
-    """Released checkpoints: v1-based ones saw BGR (OpenCV), so the stem gets its input axis reversed."""
+    """Released checkpoints: the v1-based ones saw BGR (OpenCV), so the stem gets its input axis
+    reversed; the v2-based ones saw RGB (Pillow) and are left alone."""
     official = official_weights(name)
     model = MobileViT(get_config(name))
     out = minivit.convert_state_dict(official, model, "cvnets")
     stem = official["conv_1.block.conv.weight"]
-    np.testing.assert_array_equal(out["conv_1.conv.weight"], stem[:, ::-1])
+    np.testing.assert_array_equal(out["conv_1.conv.weight"], stem[:, ::-1] if name in V1_BASED else stem)
 
 
 def test_missing_key_is_named():
@@ -87,3 +120,9 @@ def test_missing_key_is_named():
     del official["layer_4.1.fusion.block.conv.weight"]
     with pytest.raises(minivit.WeightsError, match="layer_4.1.conv_fusion.conv.weight"):
         minivit.convert_state_dict(official, "mobilevitv3_xxs", "cvnets")
+
+
+def test_v2_weights_do_not_fit_v3():
+    """v2 and v2-based v3 share every key name; the narrower conv_proj tells them apart."""
+    with pytest.raises(minivit.WeightsError, match=r"layer_3.1.conv_proj.*\(128, 128, 1, 1\).*\(128, 64, 1, 1\)"):
+        minivit.convert_state_dict(official_weights("mobilevitv2_050"), "mobilevitv3_050", "cvnets")

@@ -20,10 +20,11 @@ from reference import assert_close, official_weights   # noqa: E402
 
 V1_BASED = ["mobilevitv3_xxs", "mobilevitv3_xs", "mobilevitv3_s",
             "mobilevitv3_xxs_l2", "mobilevitv3_xs_l2", "mobilevitv3_s_l2"]
-NAMES = V1_BASED
+V2_BASED = ["mobilevitv3_050", "mobilevitv3_075", "mobilevitv3_100"]
+NAMES = V1_BASED + V2_BASED
 SIZES = [(256, 256), (200, 232)]
 # the stage sizes of layer_3..5 at 200x232
-SHAPES_200x232 = {"v3_v1": [(25, 29), (13, 15), (7, 8)]}
+SHAPES_200x232 = {"v3_v1": [(25, 29), (13, 15), (7, 8)], "v3_v2": [(26, 30), (14, 16), (8, 8)]}
 
 
 def atol(name, stage):

@@ -12,15 +12,20 @@ x (B, C, H, W)
  -> + x
 
 MobileViTv3BlockV2, on the v2 block (MobileViTv3-v2 MobileViTBlockv3):
-x (B, C, H, W) -> v2 resize of the input (align_corners=True) if the patch does not divide it
- -> local and global exactly as in the v2 block                            -> (B, d, H', W') each
- -> 1x1 conv (BN, no act) over cat(global, local) (2d -> C)
- -> + the (resized) input
+x (B, C, H, W) -> v2 resize of the input (align_corners=True) if the patch does not divide it,
+    never undone                                                           -> (B, C, H', W')
+ -> local:  3x3 depthwise conv (BN, SiLU; dilated in DeepLab backbones), 1x1 conv to d
+ -> global: unfold, separable-attention layers, GroupNorm1, fold (GlobalRepV2)
+ -> 1x1 conv (BN, no act) over cat(global, local) (2d -> C; v2 projects global alone)
+ -> + the (resized) input                                                  -> (B, C, H', W')
+Like the v2 block it records "local", "global" (the global half of the projection's
+input; the other half is "local") and the attention "scores" maps.
 """
 import numpy as np
 
 from ..nn import ConvBNAct, Module
 from .mobilevit_v1 import GlobalRepV1
+from .mobilevit_v2 import GlobalRepV2, resize_to_patch
 
 
 class MobileViTv3BlockV1(Module):
@@ -40,5 +45,31 @@ class MobileViTv3BlockV1(Module):
             record("global", glob)
         y = self.conv_proj(glob)                     # (B, C, H, W)
         y = self.conv_fusion(np.concatenate([local, y], axis=1))   # (B, D+C, H, W) -> (B, C, H, W)
+        y += x
+        return y
+
+
+class MobileViTv3BlockV2(Module):
+    def __init__(self, cin, dim, ffn_dim, depth, patch=2, kernel=3, dilation=1):
+        self.conv_kxk = ConvBNAct(cin, cin, kernel, groups=cin, dilation=dilation)   # depthwise
+        self.conv_1x1 = ConvBNAct(cin, dim, 1, bn=False, act=None)
+        self.global_rep = GlobalRepV2(dim, ffn_dim, depth, patch)
+        self.conv_proj = ConvBNAct(2 * dim, cin, 1, act=None)   # takes global and local
+        self.patch = patch
+
+    def __call__(self, x, record=None):
+        """x (B, C, H, W) -> (B, C, H', W'), H' and W' rounded up to patch multiples.
+
+        `record(name, array)` sees "local", "global" and "scores" (B, layers, H', W').
+        """
+        x = resize_to_patch(x, self.patch)               # (B, C, H', W')
+        local = self.conv_1x1(self.conv_kxk(x))          # (B, d, H', W')
+        scores = None if record is None else []
+        glob = self.global_rep(local, scores)            # (B, d, H', W')
+        if record is not None:
+            record("local", local)
+            record("global", glob)
+            record("scores", np.concatenate(scores, axis=1))   # layers x (B, 1, H', W') -> (B, layers, H', W')
+        y = self.conv_proj(np.concatenate([glob, local], axis=1))   # (B, 2d, H', W') -> (B, C, H', W')
         y += x
         return y

@@ -118,3 +118,10 @@ register(_v1("mobilevitv3_xs_l2", 16, 32, 48, (96, 96, 192, 2), (160, 120, 240, 
              dict(params_m=2.3, macs_m=853, top1=76.10), block="v3_v1"))
 register(_v1("mobilevitv3_s_l2", 16, 32, 64, (128, 144, 288, 2), (256, 192, 384, 2), (320, 240, 480, 3), 4,
              dict(params_m=5.2, macs_m=1651, top1=79.06), block="v3_v1"))
+
+# MobileViTv3, v2-based (MobileViTv3-v2 config/mobilevit_v3.py): the v2 widths and the v2
+# evaluation (Pillow bicubic, 288 -> crop 256, as mobilevit_v3_oneserver.py sets it).
+# paper: the authors' README table (params in millions, "FLOPs" in millions, ImageNet-1k top-1).
+for _width, _params, _macs, _top1 in ((0.5, 1.4, 481, 72.33), (0.75, 3.0, 1064, 76.55), (1.0, 5.1, 1876, 78.64)):
+    register(_v2(f"mobilevitv3_{round(_width * 100):03d}", _width,
+                 dict(params_m=_params, macs_m=_macs, top1=_top1), block="v3_v2"))

@@ -12,7 +12,7 @@ import numpy as np
 from ..blocks.inverted_residual import InvertedResidual
 from ..blocks.mobilevit_v1 import MobileViTBlock
 from ..blocks.mobilevit_v2 import MobileViTBlockV2
-from ..blocks.mobilevit_v3 import MobileViTv3BlockV1
+from ..blocks.mobilevit_v3 import MobileViTv3BlockV1, MobileViTv3BlockV2
 from ..errors import InputError
 from ..kernels.pool import global_avg_pool
 from ..nn import ConvBNAct, Linear, Module
@@ -23,6 +23,8 @@ BLOCKS = {
     "v1": lambda c, st: MobileViTBlock(c, st.dim, st.ffn, st.depth, st.heads, st.patch),
     "v2": lambda c, st, dilation=1: MobileViTBlockV2(c, st.dim, st.ffn, st.depth, st.patch, dilation=dilation),
     "v3_v1": lambda c, st: MobileViTv3BlockV1(c, st.dim, st.ffn, st.depth, st.heads, st.patch),
+    "v3_v2": lambda c, st, dilation=1: MobileViTv3BlockV2(c, st.dim, st.ffn, st.depth, st.patch,
+                                                          dilation=dilation),
 }
 
 
