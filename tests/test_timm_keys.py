@@ -36,8 +36,8 @@ REAL_V2 = ["stages.4.1.transformer.0.attn.qkv_proj.weight", "stages.4.1.transfor
 
 def conv_bn(p):
     """timm ConvNormAct: .conv (no bias) and .bn (BatchNormAct2d, a BatchNorm2d)."""
-    return [f"{p}.conv.weight"] + [f"{p}.bn.{b}" for b in
-                                   ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+    bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    return [f"{p}.conv.weight"] + [f"{p}.bn.{b}" for b in bn]
 
 
 def inverted_residual(p):

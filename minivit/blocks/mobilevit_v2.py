@@ -31,7 +31,7 @@ from .linear_transformer import LinearTransformerLayer
 
 
 def resize_to_patch(x, patch):
-    """x (B, C, H, W) resized up to multiples of the patch (bilinear, align_corners=True); x if they divide."""
+    """x (B, C, H, W) resized up to patch multiples (bilinear, align_corners=True); x if they divide."""
     B, C, H, W = x.shape
     Hn, Wn = math.ceil(H / patch) * patch, math.ceil(W / patch) * patch
     if (Hn, Wn) == (H, W):
@@ -85,5 +85,6 @@ class MobileViTBlockV2(Module):
         if record is not None:
             record("local", local)
             record("global", glob)
-            record("scores", np.concatenate(scores, axis=1))   # layers x (B, 1, H', W') -> (B, layers, H', W')
+            # layers x (B, 1, H', W') -> (B, layers, H', W')
+            record("scores", np.concatenate(scores, axis=1))
         return self.conv_proj(glob)                      # (B, C, H', W')

@@ -74,9 +74,9 @@ def separable_attention(x, w_qkv, b_qkv, w_out, b_out, return_scores=False):
     qkv += b_qkv[None, :, None]
     scores = np.empty((B, P, N), np.float32)
     gated = np.empty((B, d, P, N), np.float32)
-    _score_context_gate(qkv.reshape(B, 2 * d + 1, P, N), scores, gated)
+    _score_context_gate(qkv.reshape(B, 2 * d + 1, P, N), scores, gated)   # (B, 1+2d, P*N) -> (B, 1+2d, P, N)
     # (d, d) @ (B, d, P*N) -> (B, d, P*N)
     y = np.matmul(w_out, gated.reshape(B, d, P * N))
     y += b_out[None, :, None]
-    y = y.reshape(B, d, P, N)
+    y = y.reshape(B, d, P, N)                                              # (B, d, P*N) -> (B, d, P, N)
     return (y, scores) if return_scores else y
