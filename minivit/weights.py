@@ -7,6 +7,9 @@
     channels        "rgb" or "bgr": the channel order the weights expect. minivit
                     models always take RGB, so converted weights say "rgb".
     labels          optional: a JSON list of class names, in logit order
+    preprocessing   optional: a JSON object {"resize": int, "crop": int, "interpolation":
+                    "pil_bicubic" | "cv2_bilinear"} that replaces the model config's
+                    preprocessing for these weights (e.g. a model trained at 64x64)
     minivit_version optional: the version that wrote the file
 - `read_checkpoint`: a foreign checkpoint (.safetensors, or a PyTorch pickle read
   only through `torch.load(weights_only=True)`), as a flat dict of NumPy arrays in
@@ -172,6 +175,30 @@ def _check_metadata(where: str, metadata: dict, err):
             labels = None
         if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
             raise err(f"{where}: metadata 'labels' must be a JSON list of strings")
+    if "preprocessing" in metadata:
+        metadata_preprocessing(where, metadata, err)
+
+
+PREPROCESSING_KEYS = ("resize", "crop", "interpolation")
+
+
+def metadata_preprocessing(where: str, metadata: dict, err=WeightsError):
+    """The "preprocessing" metadata as a checked dict (keys PREPROCESSING_KEYS), or None if absent."""
+    if "preprocessing" not in metadata:
+        return None
+    from .preprocess import INTERPOLATIONS
+    try:
+        p = json.loads(metadata["preprocessing"])
+    except ValueError:
+        p = None
+    expected = (f'a JSON object {{"resize": int, "crop": int, "interpolation": '
+                f'{" or ".join(map(repr, INTERPOLATIONS))}}} with crop <= resize')
+    if not isinstance(p, dict) or sorted(p) != sorted(PREPROCESSING_KEYS):
+        raise err(f"{where}: metadata 'preprocessing' must be {expected}; got {metadata['preprocessing']!r}")
+    sizes_ok = all(isinstance(p[k], int) and not isinstance(p[k], bool) and p[k] >= 1 for k in ("resize", "crop"))
+    if not sizes_ok or p["crop"] > p["resize"] or p["interpolation"] not in INTERPOLATIONS:
+        raise err(f"{where}: metadata 'preprocessing' must be {expected}; got {metadata['preprocessing']!r}")
+    return {k: p[k] for k in PREPROCESSING_KEYS}
 
 
 # ---- minivit's format ----------------------------------------------------------------------
@@ -202,6 +229,14 @@ def load_weights(path):
     except Exception as e:  # a last line of defence: our header checks should catch everything first
         raise WeightsError(f"{p}: the safetensors library refused the file ({type(e).__name__}: {e})") from None
     return weights, dict(metadata)
+
+
+def read_metadata(path) -> dict:
+    """The checked metadata of a .safetensors file, without reading its tensors."""
+    p = Path(path)
+    _, metadata, _ = _read_header(p)
+    _check_metadata(str(p), metadata, WeightsError)
+    return dict(metadata)
 
 
 def save_weights(path, weights: dict, metadata: dict):

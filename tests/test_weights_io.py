@@ -415,7 +415,9 @@ def _edited_header_file(draw):
         elif field == "shape":
             header[key]["shape"] = draw(st.lists(st.integers(-1, 7), max_size=3))
         elif field in ("begin", "end"):
-            header[key]["data_offsets"][field == "end"] = draw(st.integers(-1, len(BASE_DATA) + 9))
+            offsets = header[key]["data_offsets"]       # an earlier edit may have made it a shorter list
+            if len(offsets) == 2:
+                offsets[field == "end"] = draw(st.integers(-1, len(BASE_DATA) + 9))
         elif field == "data_offsets":
             header[key]["data_offsets"] = draw(st.lists(st.integers(-1, len(BASE_DATA) + 9), max_size=3))
         elif field == "drop":

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import InputError, WeightsError
 from ..nn import BUFFERS
-from .config import MODELS
+from .config import MODELS, Preprocessing
 from .mobilevit import MobileViT
 
 
@@ -39,18 +39,22 @@ def random_init(model, seed=0):
 def create_model(name, weights=None, num_classes=None):
     """Build `name`. weights: None (seeded random, untrained), a .safetensors path, or a dict.
 
+    A weights file's metadata can carry class names (`model.labels`) and preprocessing
+    that replaces the config's (`model.preprocessing`); `model.metadata` keeps it all.
+
     A dict or file must be in minivit's naming (see `convert_state_dict` for others).
     num_classes defaults to the classifier size the weights carry, else 1000.
     """
     config = get_config(name)
-    labels = None
+    labels, preprocessing, meta = None, None, {}
     if isinstance(weights, (str, bytes)) or hasattr(weights, "__fspath__"):
-        from ..weights import load_weights
+        from ..weights import load_weights, metadata_preprocessing
         path = weights
         weights, meta = load_weights(path)
         if meta.get("model") and meta["model"] != name:
             raise WeightsError(f"{path}: these weights are for model {meta['model']!r}, not {name!r}")
         labels = json.loads(meta["labels"]) if meta.get("labels") else None
+        preprocessing = metadata_preprocessing(str(path), meta)     # the weights' own, if any
     elif weights is not None and not isinstance(weights, dict):
         raise InputError(f"weights must be None, a path or a dict of arrays, got {type(weights).__name__}")
     if num_classes is None:
@@ -59,6 +63,9 @@ def create_model(name, weights=None, num_classes=None):
     model = MobileViT(config, num_classes)
     model.load_state_dict(random_init(model) if weights is None else weights)
     model.labels = labels
+    model.preprocessing = (Preprocessing(**preprocessing) if preprocessing
+                           else getattr(config, "preprocessing", None))
+    model.metadata = meta
     return model
 
 
