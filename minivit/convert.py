@@ -10,6 +10,10 @@ missing, unexpected or wrongly shaped key is reported in one error.
 Channel order: minivit models always take RGB. A checkpoint trained on BGR
 images (OpenCV) gets the flip folded into the stem convolution, by reversing
 its input-channel axis.
+
+Telling a checkpoint apart: `detect_source` names its naming from the stem
+convolution's key; `detect_model` lists the registered classifiers whose every
+key and shape it fits (used when no model is given, and in mismatch errors).
 """
 import re
 
@@ -190,8 +194,7 @@ def convert_state_dict(state_dict, model, source, checkpoint_channels=None):
     released checkpoints use). Returns {minivit key: float32 array}.
     """
     if isinstance(model, str):
-        from .models.registry import create_model
-        model = create_model(model)
+        model = _model_for(model, state_dict, source)
     block = model.config.block
     if source not in SOURCES:
         raise WeightsError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -213,7 +216,7 @@ def convert_state_dict(state_dict, model, source, checkpoint_channels=None):
     bad = [(f"{origin[k]} (minivit: {k})", own[k].shape, out[k].shape)
            for k in own if k in out and own[k].shape != out[k].shape]
     if missing or unexpected or bad:
-        raise WeightsError(describe_mismatch(missing, unexpected, bad))
+        raise WeightsError(describe_mismatch(missing, unexpected, bad) + _fit_hint(state_dict, source, model))
 
     channels = checkpoint_channels or DEFAULT_CHANNELS.get((source, block), "rgb")
     if channels not in ("rgb", "bgr"):
@@ -222,3 +225,94 @@ def convert_state_dict(state_dict, model, source, checkpoint_channels=None):
         # the stem saw (B, G, R); reversing its input axis makes it take (R, G, B)
         out["conv_1.conv.weight"] = np.ascontiguousarray(out["conv_1.conv.weight"][:, ::-1])
     return {k: out[k] for k in own}
+
+
+# ---- telling the naming and the variant from the keys and shapes ----
+# Each naming calls the stem convolution differently; dense checkpoints put the
+# backbone under "encoder." (cvnets) or keep the classifier's prefix (hf).
+_STEM_KEYS = {
+    "cvnets": re.compile(r"^(encoder\.)?conv_1\.block\.conv\.weight$"),
+    "timm": re.compile(r"^stem\.conv\.weight$"),
+    "hf": re.compile(r"^mobilevit(v2)?\.conv_stem\.convolution\.weight$"),
+}
+_MINIVIT_STEM = re.compile(r"^(encoder\.)?conv_1\.conv\.weight$")
+
+
+def detect_source(state_dict, where="checkpoint"):
+    """The naming a state dict uses, "cvnets", "timm" or "hf", told by its stem convolution's key."""
+    keys = list(state_dict)
+    found = [s for s, pattern in _STEM_KEYS.items() if any(pattern.match(k) for k in keys)]
+    if len(found) == 1:
+        return found[0]
+    if not found and any(_MINIVIT_STEM.match(k) for k in keys):
+        raise WeightsError(f"{where}: already in minivit's naming (conv_1.conv.weight); load it as "
+                           f"minivit weights, no conversion needed")
+    shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+    raise WeightsError(f"{where}: cannot tell the naming from the keys ({len(keys)} keys: {shown}); "
+                       f"expected one stem key: conv_1.block.conv.weight (cvnets), stem.conv.weight "
+                       f"(timm) or mobilevit.conv_stem.convolution.weight (hf); give the source explicitly")
+
+
+def _minivit_shapes(state_dict, source, block):
+    """{minivit key: shape} of a state dict renamed by one (source, block) table; no copies of the data."""
+    rules = RULES[(source, block)]
+    out, origin = {}, {}
+    for key, value in state_dict.items():
+        if not _SKIP.search(key):
+            new = rename(key, rules)
+            out[new] = np.broadcast_to(np.float32(0), tuple(np.shape(value)))   # a stand-in, no memory
+            origin[new] = key
+    _merge_qkv(out, origin)
+    return {k: tuple(v.shape) for k, v in out.items()}
+
+
+def detect_model(state_dict, source):
+    """The registered classifiers whose every key and shape a `source`-named state dict fits,
+    with any number of classes: a list of names (empty if none fits; dense models are not tried)."""
+    from .models.mobilevit import MobileViT
+    from .models.registry import get_config, list_models
+    fits, renamed = [], {}
+    for name in list_models():
+        config = get_config(name)
+        if (source, config.block) not in RULES:
+            continue
+        table = id(RULES[(source, config.block)])
+        if table not in renamed:
+            renamed[table] = _minivit_shapes(state_dict, source, config.block)
+        shapes = renamed[table]
+        fc, stem = shapes.get("classifier.weight"), shapes.get("conv_1.conv.weight")
+        # a cheap filter before building the model: stem width and classifier input width
+        if (fc is None or stem is None or len(fc) != 2 or len(stem) != 4 or stem[0] != config.stem
+                or fc[1] != (config.exp_channels or config.stages[-1].out)):
+            continue
+        own = MobileViT(config, fc[0]).state_dict()
+        if own.keys() == shapes.keys() and all(own[k].shape == shapes[k] for k in own):
+            fits.append(name)
+    return fits
+
+
+def _model_for(name, state_dict, source):
+    """A model named `name` with as many classes as the checkpoint's classifier has (weights unset)."""
+    from .models.mobilevit import MobileViT
+    from .models.registry import create_model, get_config
+    config = get_config(name)
+    if getattr(config, "task", "classification") != "classification" or (source, config.block) not in RULES:
+        return create_model(name)
+    fc = _minivit_shapes(state_dict, source, config.block).get("classifier.weight")
+    return MobileViT(config, fc[0] if fc is not None and len(fc) == 2 else 1000)
+
+
+def _fit_hint(state_dict, source, model):
+    """A sentence for a mismatch error: which naming or variant the checkpoint does fit."""
+    try:
+        actual = detect_source(state_dict)
+    except WeightsError:
+        return ""
+    if actual != source:
+        return f"\nthe keys look like the {actual!r} naming, not {source!r}"
+    if getattr(model.config, "task", "classification") != "classification":
+        return ""
+    fits = detect_model(state_dict, source)
+    if fits and model.name not in fits:
+        return f"\nits keys and shapes fit {' or '.join(fits)}, not {model.name}"
+    return ""
