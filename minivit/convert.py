@@ -150,6 +150,50 @@ DEFAULT_CHANNELS = {
     ("timm", "v2"): "rgb",
 }
 
+# ---- dense heads (DeepLabv3, SSDLite): backbone keys go through the family's table above ----
+# official segmentation / detection checkpoints: the backbone under "encoder."
+_CVNETS_DENSE = {
+    "segmentation": [
+        (r"^seg_head\.aspp\.aspp_layer\.convs\.4\.aspp_pool\.conv_1x1\.", "aspp.pool."),  # image pooling
+        (r"^seg_head\.aspp\.aspp_layer\.", "aspp."),
+        (r"^seg_head\.classifier\.(classifier\.)?", "classifier."),   # v0.1 wraps it in a Sequential
+        (r"\.block\.conv\.", ".conv."),
+        (r"\.block\.norm\.", ".bn."),
+    ],
+    "detection": [
+        (r"^extra_layers\.os_64\.", "extra_layers.0."),
+        (r"^extra_layers\.os_128\.", "extra_layers.1."),
+        (r"^extra_layers\.os_256\.", "extra_layers.2."),
+        (r"^extra_layers\.os_-1\.1\.", "extra_pool."),             # Sequential(global pool, conv)
+        (r"\.block\.conv\.", ".conv."),
+        (r"\.block\.norm\.", ".bn."),
+    ],
+}
+# transformers *ForSemanticSegmentation: the backbone under "mobilevit." / "mobilevitv2."
+_HF_DENSE = {
+    "segmentation": [
+        (r"^segmentation_head\.aspp\.convs\.4\.conv_1x1\.", "aspp.pool."),
+        (r"^segmentation_head\.", ""),
+        (r"\.convolution\.", ".conv."),
+        (r"\.normalization\.", ".bn."),
+    ],
+}
+_DENSE_BACKBONE = {"cvnets": re.compile(r"^encoder\."), "hf": re.compile(r"^(?=mobilevit(v2)?\.)")}
+
+
+def _dense_renamer(source, task, backbone_rules):
+    """key -> minivit key for a segmentation/detection checkpoint: the backbone part by the
+    classifier family's rules, under "encoder."; the head by the task's table."""
+    head = {"cvnets": _CVNETS_DENSE, "hf": _HF_DENSE}.get(source, {}).get(task)
+    if head is None:
+        raise WeightsError(f"converting {source!r} {task} checkpoints is not supported")
+
+    def renamer(key):
+        m = _DENSE_BACKBONE[source].match(key)
+        return "encoder." + rename(key[m.end():], backbone_rules) if m else rename(key, head)
+    return renamer
+
+
 _SKIP = re.compile(r"(num_batches_tracked|\.aux_head\..*)$")
 
 
@@ -195,17 +239,20 @@ def convert_state_dict(state_dict, model, source, checkpoint_channels=None):
     """
     if isinstance(model, str):
         model = _model_for(model, state_dict, source)
-    block = model.config.block
+    task = getattr(model.config, "task", "classification")
+    dense = task != "classification"
+    block = (model.encoder if dense else model).config.block
     if source not in SOURCES:
         raise WeightsError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     if (source, block) not in RULES:
         raise WeightsError(f"converting {source!r} checkpoints for {model.name} is not supported yet")
     rules = RULES[(source, block)]
+    renamer = _dense_renamer(source, task, rules) if dense else (lambda k: rename(k, rules))
     out, origin = {}, {}
     for key, value in state_dict.items():
         if _SKIP.search(key):
             continue
-        new = rename(key, rules)
+        new = renamer(key)
         out[new] = to_float32(key, value)
         origin[new] = key
     _merge_qkv(out, origin)
@@ -223,7 +270,8 @@ def convert_state_dict(state_dict, model, source, checkpoint_channels=None):
         raise WeightsError(f"checkpoint_channels must be 'rgb' or 'bgr', got {channels!r}")
     if channels == "bgr":
         # the stem saw (B, G, R); reversing its input axis makes it take (R, G, B)
-        out["conv_1.conv.weight"] = np.ascontiguousarray(out["conv_1.conv.weight"][:, ::-1])
+        stem = "encoder.conv_1.conv.weight" if dense else "conv_1.conv.weight"
+        out[stem] = np.ascontiguousarray(out[stem][:, ::-1])
     return {k: out[k] for k in own}
 
 

@@ -10,15 +10,27 @@ from .config import MODELS, Preprocessing
 from .mobilevit import MobileViT
 
 
-def list_models():
-    """Names of every model minivit can build, in registry order."""
-    return list(MODELS)
+def list_models(task="classification"):
+    """Names of the models minivit builds for a task, in registry order.
+
+    task: "classification" (the default), "segmentation" (DeepLabv3), "detection" (SSDLite) or None (all).
+    """
+    from .dense import TASKS, dense_configs
+    if task is not None and task not in TASKS:
+        raise InputError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)} (or None for all)")
+    names = list(MODELS) if task in (None, "classification") else []
+    return names + [n for n, c in dense_configs().items() if task in (None, c.task)]
 
 
 def get_config(name):
-    if name not in MODELS:
-        raise InputError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
-    return MODELS[name]
+    if name in MODELS:
+        return MODELS[name]
+    from .dense import dense_configs
+    dense = dense_configs()
+    if name not in dense:
+        raise InputError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)} "
+                         "(segmentation and detection models: list_models(task=None))")
+    return dense[name]
 
 
 def random_init(model, seed=0):
@@ -57,10 +69,14 @@ def create_model(name, weights=None, num_classes=None):
         preprocessing = metadata_preprocessing(str(path), meta)     # the weights' own, if any
     elif weights is not None and not isinstance(weights, dict):
         raise InputError(f"weights must be None, a path or a dict of arrays, got {type(weights).__name__}")
-    if num_classes is None:
-        fc = (weights or {}).get("classifier.weight")
-        num_classes = int(np.shape(fc)[0]) if fc is not None and np.ndim(fc) == 2 else 1000
-    model = MobileViT(config, num_classes)
+    if getattr(config, "task", "classification") != "classification":
+        from .dense import build_dense
+        model = build_dense(config, num_classes, weights)
+    else:
+        if num_classes is None:
+            fc = (weights or {}).get("classifier.weight")
+            num_classes = int(np.shape(fc)[0]) if fc is not None and np.ndim(fc) == 2 else 1000
+        model = MobileViT(config, num_classes)
     model.load_state_dict(random_init(model) if weights is None else weights)
     model.labels = labels
     model.preprocessing = (Preprocessing(**preprocessing) if preprocessing
