@@ -14,7 +14,7 @@ from .predict import predict
 __version__ = "0.1.0"
 
 __all__ = ["list_models", "create_model", "predict", "convert_state_dict", "save_weights", "load_weights",
-           "MinivitError", "WeightsError", "ImageError", "InputError", "__version__"]
+           "segment", "detect", "MinivitError", "WeightsError", "ImageError", "InputError", "__version__"]
 
 
 def save_weights(path, weights, metadata=None):
@@ -27,3 +27,15 @@ def load_weights(path):
     """Read a minivit .safetensors file: (weights dict, metadata dict)."""
     from .weights import load_weights as _load
     return _load(path)
+
+
+def segment(image, model="deeplabv3_mobilevit_xxs", weights=None, size=None):
+    """Per-pixel classes of an image: (mask (H, W), logits (K, h, w)). See minivit.tasks."""
+    from .tasks import segment as _segment
+    return _segment(image, model, weights, size)
+
+
+def detect(image, model="ssd_mobilevit_xxs", weights=None, score_threshold=None, iou_threshold=None):
+    """Objects in an image: (boxes (n, 4) in pixels, scores (n,), labels (n,)). See minivit.tasks."""
+    from .tasks import detect as _detect
+    return _detect(image, model, weights, score_threshold, iou_threshold)

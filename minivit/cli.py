@@ -1,4 +1,4 @@
-"""The `minivit` command: list, info, convert, predict, warmup.
+"""The `minivit` command: list, info, convert, predict, segment, detect, warmup.
 
 Thin on purpose: each subcommand parses its arguments, calls one library function
 (minivit.models, minivit.profile, minivit.checkpoints, minivit.predict,
@@ -259,6 +259,9 @@ def build_parser():
                 ["minivit warmup", "minivit warmup mobilevitv2_050"])
     p.add_argument("model", nargs="?", default="mobilevitv3_xxs", metavar="MODEL",
                    help="a name from `minivit list` (default: mobilevitv3_xxs, the shipped digit model's)")
+
+    from .tasks import add_commands
+    add_commands(command)               # segment, detect: minivit.tasks
     return parser
 
 
