@@ -99,17 +99,23 @@ def nms(boxes, scores, iou_threshold=0.5, top_k=None):
     return np.array(keep, dtype=np.int64)
 
 
-def batched_nms(boxes, scores, score_threshold=0.05, iou_threshold=0.5, top_k=200):
+def batched_nms(boxes, scores, score_threshold=0.05, iou_threshold=0.5, top_k=200, pre_nms_top_k=None,
+                max_detections=None):
     """Per-class NMS over the softmax scores of one image, as the official SSD predicts.
 
     boxes (A, 4) corner form, scores (A, K) with class 0 the background.
-    For each class k >= 1: the boxes whose score exceeds score_threshold, NMS at
-    iou_threshold, at most top_k kept. Returns (boxes (n, 4), scores (n,), labels (n,)),
-    all classes together sorted by decreasing score.
+    For each class k >= 1: the boxes whose score exceeds score_threshold (the best
+    pre_nms_top_k of them, if given), NMS at iou_threshold, at most top_k kept (None: all).
+    Returns (boxes (n, 4), scores (n,), labels (n,)), all classes together sorted by
+    decreasing score, at most max_detections of them (None: all).
+    cvnets v0.1: threshold 0.05, top_k 200; v0.2: threshold 0.01, pre_nms_top_k 400,
+    max_detections 200.
     """
     out_boxes, out_scores, out_labels = [], [], []
     for k in range(1, scores.shape[1]):
         idx = np.flatnonzero(scores[:, k] > score_threshold)
+        if pre_nms_top_k is not None and idx.size > pre_nms_top_k:
+            idx = idx[np.argsort(-scores[idx, k], kind="stable")[:pre_nms_top_k]]
         if idx.size == 0:
             continue
         kept = idx[nms(boxes[idx], scores[idx, k], iou_threshold, top_k)]
@@ -119,5 +125,5 @@ def batched_nms(boxes, scores, score_threshold=0.05, iou_threshold=0.5, top_k=20
     if not out_boxes:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
     b, s, lab = np.concatenate(out_boxes), np.concatenate(out_scores), np.concatenate(out_labels)
-    order = np.argsort(-s, kind="stable")
+    order = np.argsort(-s, kind="stable")[:max_detections]
     return b[order].astype(np.float32), s[order].astype(np.float32), lab[order]

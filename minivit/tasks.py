@@ -10,8 +10,8 @@ What the image goes through (the official evaluation, as far as a single image g
   = their argmax, brought back to the image size by nearest-neighbour (as the official
   evaluation does with its logits).
 - detect: resized to 320 x 320 (aspect ratio not kept, as the official COCO evaluation);
-  softmax scores, boxes decoded against the anchors, per-class NMS; boxes scaled to the
-  image's pixels and clipped to it.
+  softmax scores, boxes decoded against the anchors, per-class NMS (with the post-processing
+  of the family's official code); boxes scaled to the image's pixels and clipped to it.
 Resizing: OpenCV-style bilinear for the v1 family (cvnets v0.1), Pillow bicubic for the
 v2 family (cvnets v0.2). A float array (3, H, W) or (1, 3, H, W) in [0, 1] is taken as
 a ready model input and run as given, with outputs at its size.
@@ -115,7 +115,8 @@ def detect(image, model="ssd_mobilevit_xxs", weights=None, score_threshold=None,
            top_k=None):
     """Objects in one image: Detection(boxes (n, 4) float32 x0, y0, x1, y1 in pixels, scores (n,),
     labels (n,) int64 class indices, 0 being the background), best score first. Thresholds
-    default to the model's (score 0.05, NMS IoU 0.5, 200 boxes per class)."""
+    default to the model's: NMS IoU 0.5; score 0.05 and 200 boxes per class (v1 family) or
+    score 0.01 and 200 boxes per image (v2 family), as the official code of each."""
     model = _model(model, weights, "detection")
     c = model.config
     kind, a = _image(image)
@@ -132,7 +133,7 @@ def detect(image, model="ssd_mobilevit_xxs", weights=None, score_threshold=None,
     boxes, s, labels = batched_nms(boxes, scores,
                                    c.score_threshold if score_threshold is None else score_threshold,
                                    c.iou_threshold if iou_threshold is None else iou_threshold,
-                                   c.top_k if top_k is None else top_k)
+                                   c.top_k if top_k is None else top_k, c.pre_nms_top_k, c.max_detections)
     scale = np.array([W, H, W, H], np.float32)
     boxes = np.clip(boxes * scale, 0, scale)                       # [0, 1] -> pixels, inside the image
     return Detection(boxes.astype(np.float32), s, labels)
@@ -159,7 +160,8 @@ def add_commands(command):
     p.add_argument("--model", default="ssd_mobilevit_xxs",
                    help="a name from `minivit list --task detection` (default: ssd_mobilevit_xxs)")
     p.add_argument("--weights", help="a minivit .safetensors file (default: untrained random weights)")
-    p.add_argument("--score-threshold", type=float, default=None, help="default: the model's (0.05)")
+    p.add_argument("--score-threshold", type=float, default=None,
+                   help="default: the model's (0.05 v1 family, 0.01 v2 family)")
     p.add_argument("--iou-threshold", type=float, default=None, help="NMS IoU (default: the model's, 0.5)")
 
 

@@ -9,6 +9,7 @@ import minivit
 from minivit.boxes import batched_nms, box_iou, center_to_corner, decode, nms, ssd_anchors
 from minivit.draw import draw_boxes, overlay_mask, palette
 from minivit.errors import InputError
+from minivit.models.registry import get_config
 
 
 # ---- boxes ---------------------------------------------------------------------------------------
@@ -63,18 +64,23 @@ def test_nms_threshold_is_strict():
     assert nms(boxes, np.array([0.9, 0.8]), 0.33).tolist() == [0]
 
 
-def test_batched_nms_per_class():
+@pytest.mark.parametrize("top_k, pre, cap", [(10, None, None),      # cvnets v0.1: per class after NMS
+                                             (None, 15, 12)])       # v0.2: per class before, per image after
+def test_batched_nms_per_class(top_k, pre, cap):
     rng = np.random.default_rng(9)
     A, K = 200, 4
     boxes = random_boxes(rng, A)
     scores = rng.dirichlet(np.ones(K) * 0.3, A)                     # (A, K), rows sum to 1
-    b, s, lab = batched_nms(boxes, scores, score_threshold=0.2, iou_threshold=0.5, top_k=10)
+    b, s, lab = batched_nms(boxes, scores, score_threshold=0.2, iou_threshold=0.5, top_k=top_k,
+                            pre_nms_top_k=pre, max_detections=cap)
     want = []
     for k in range(1, K):                                           # class 0 is the background
-        idx = [i for i in range(A) if scores[i, k] > 0.2]
-        kept = nms_py([boxes[i].tolist() for i in idx], [scores[i, k] for i in idx], 0.5, 10)
+        above = sorted((i for i in range(A) if scores[i, k] > 0.2), key=lambda i: -scores[i, k])
+        assert len(above) > (pre or 0)                              # the cut matters
+        idx = above[:pre]
+        kept = nms_py([boxes[i].tolist() for i in idx], [scores[i, k] for i in idx], 0.5, top_k)
         want += [(scores[idx[j], k], k, idx[j]) for j in kept]
-    want.sort(key=lambda t: -t[0])
+    want = sorted(want, key=lambda t: -t[0])[:cap]
     assert lab.tolist() == [k for _, k, _ in want]
     np.testing.assert_allclose(s, [v for v, _, _ in want], rtol=1e-6)
     np.testing.assert_array_equal(b, boxes[[i for _, _, i in want]])
@@ -110,6 +116,9 @@ def test_registry_keeps_classifiers_apart():
     seg, det = minivit.list_models("segmentation"), minivit.list_models("detection")
     assert all(n.startswith("deeplabv3_") for n in seg) and all(n.startswith("ssd_") for n in det)
     assert det == [f"ssd_{c}" for c in classifiers]
+    v1, v2 = get_config("ssd_mobilevitv3_xxs"), get_config("ssd_mobilevitv2_050")      # official post-processing
+    assert (v1.score_threshold, v1.top_k, v1.pre_nms_top_k, v1.max_detections) == (0.05, 200, None, None)
+    assert (v2.score_threshold, v2.top_k, v2.pre_nms_top_k, v2.max_detections) == (0.01, None, 400, 200)
     assert "deeplabv3_mobilevit_xxs" in seg and "deeplabv3_mobilevitv2_050_ade20k" in seg
     assert minivit.list_models(None) == classifiers + seg + det
     with pytest.raises(InputError, match="unknown task"):

@@ -38,9 +38,12 @@ class SSDConfig:
     max_scale: float = 1.05
     center_variance: float = 0.1
     size_variance: float = 0.2
-    score_threshold: float = 0.05       # official inference defaults
+    # inference, as the official code of the backbone's family post-processes (see boxes.batched_nms)
+    score_threshold: float = 0.05
     iou_threshold: float = 0.5
-    top_k: int = 200                    # boxes kept per class
+    top_k: int | None = 200             # boxes kept per class after NMS
+    pre_nms_top_k: int | None = None    # boxes per class entering NMS
+    max_detections: int | None = None   # boxes kept per image
     task: str = "detection"
 
 
@@ -144,5 +147,15 @@ def _anchors(map_sizes, aspect_ratios, min_scale, max_scale):
 
 
 def ssd_presets(backbones):
-    """SSDLite-320 on COCO for every backbone config: `ssd_<backbone>`."""
-    return {f"ssd_{bb.name}": SSDConfig(f"ssd_{bb.name}", bb.name) for bb in backbones}
+    """SSDLite-320 on COCO for every backbone config: `ssd_<backbone>`. Post-processing as the
+    family's official code: v1 family (cvnets v0.1) score > 0.05, 200 boxes per class after NMS;
+    v2 family (v0.2) score > 0.01, the best 400 per class into NMS, 200 boxes per image."""
+    out = {}
+    for bb in backbones:
+        name = f"ssd_{bb.name}"
+        if bb.block in ("v1", "v3_v1"):
+            out[name] = SSDConfig(name, bb.name)
+        else:
+            out[name] = SSDConfig(name, bb.name, score_threshold=0.01, top_k=None, pre_nms_top_k=400,
+                                  max_detections=200)
+    return out
