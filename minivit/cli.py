@@ -164,8 +164,8 @@ def cmd_predict(args):
 def cmd_warmup(args):
     from .warmup import warmup
     seconds = warmup(args.model)
-    print(f"compiled the kernels {args.model} needs in {seconds:.1f} s "
-          f"(cached: later runs start fast)")
+    print(f"{args.model}: every kernel it needs is compiled (or loaded from Numba's on-disk cache), "
+          f"{seconds:.1f} s")
 
 
 # ---- the parser ----------------------------------------------------------------------------
