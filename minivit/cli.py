@@ -55,7 +55,7 @@ def cmd_list(args):
     from .models.registry import get_config, list_models
     task = None if args.task == "all" else args.task
     rows = [("model", "family", "params", "input", "preprocessing", "top-1 (paper)")]
-    for name in (list_models() if task == "classification" else list_models(task=task)):
+    for name in list_models(task=task):
         config = get_config(name)
         model = _unloaded(name)
         p = getattr(config, "preprocessing", None)
@@ -70,12 +70,13 @@ def cmd_list(args):
 
 def _unloaded(name):
     """A model with its shapes but no weights loaded (enough to count parameters)."""
+    from .models.dense import build_dense
     from .models.mobilevit import MobileViT
-    from .models.registry import create_model, get_config
+    from .models.registry import get_config
     config = get_config(name)
     if getattr(config, "task", "classification") == "classification":
         return MobileViT(config)
-    return create_model(name)
+    return build_dense(config)
 
 
 def _table(rows):
