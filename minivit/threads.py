@@ -1,0 +1,140 @@
+"""How minivit uses the cores: one thread pool, Numba's, with BLAS running inside it.
+
+The policy, and why:
+- Two thread pools must never be busy at the same time. NumPy's OpenBLAS keeps
+  its worker threads spinning for a while after every call, and Numba's OpenMP
+  workers spin after every parallel loop; on a 2-core machine each pool's
+  spinners steal the core the other pool needs, and one block ran tens of
+  times slower. Even one after the other, the pools collide.
+- So minivit has one pool: Numba's (`set_num_threads`). Every matrix product
+  is cut into tiles (images x column or row blocks), and each tile is one
+  single-threaded cblas_sgemm call made from inside a Numba parallel loop,
+  followed at once by its epilogue (bias, activation, residual) while the tile
+  is still in cache. Depthwise convs, norms, softmax and the patch index maps
+  are Numba loops on the same pool. Batch 1 and batch 8 take the same path:
+  at batch 1 the tiles split each image, at batch 8 there are more of them.
+- While minivit runs, NumPy's BLAS is held at one thread (`blas_single_thread`,
+  reference-counted, so concurrent calls from several threads nest), and then
+  put back as it was. Other code that calls NumPy's BLAS at the same moment
+  from another thread runs single-threaded meanwhile.
+- minivit finds cblas_sgemm in the BLAS library NumPy loaded (through
+  threadpoolctl), checks it on a small product, and calls it by address. If
+  that fails (no threadpoolctl, a BLAS other than OpenBLAS, a failed check),
+  `blas()` reports no address and kernels fall back to np.matmul with NumPy's
+  own threading: correct, slower.
+Set the pool size with `set_num_threads(n)` (it applies to the calling thread,
+as in Numba) or NUMBA_NUM_THREADS before the first import.
+"""
+import ctypes
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .jit import get_pool_threads, set_pool_threads, sgemm
+
+
+def set_num_threads(n):
+    """Threads minivit's kernels use from now on, in the calling thread (1 .. NUMBA_NUM_THREADS)."""
+    set_pool_threads(int(n))
+
+
+def get_num_threads():
+    return get_pool_threads()
+
+
+@dataclass(frozen=True)
+class Blas:
+    """What minivit knows about NumPy's BLAS: the cblas_sgemm address (0: none usable) and its int width."""
+    sgemm: int = 0
+    ilp64: bool = False
+    get_threads: object = None         # the library's own get/set of its thread count (ctypes)
+    set_threads: object = None
+    why: str = ""                      # why there is no usable sgemm, if there is none
+
+
+_BLAS = None
+_FIND_LOCK = threading.Lock()
+
+
+def _numpy_blas_controller():
+    import threadpoolctl
+    np.dot(np.ones((2, 2)), np.ones((2, 2)))         # make sure NumPy's BLAS is loaded
+    libs = [lc for lc in threadpoolctl.ThreadpoolController().lib_controllers if lc.user_api == "blas"]
+    ours = [lc for lc in libs if "numpy" in str(lc.filepath)] or libs
+    return ours[0] if ours else None
+
+
+def _find_blas():
+    try:
+        lc = _numpy_blas_controller()
+    except ImportError:
+        return Blas(why="threadpoolctl is not installed")
+    if lc is None:
+        return Blas(why="NumPy's BLAS library was not found")
+    if lc.internal_api != "openblas":
+        return Blas(why=f"BLAS is {lc.internal_api}, not OpenBLAS")
+    lib = ctypes.CDLL(lc.filepath)
+    for prefix in ("scipy_", ""):
+        for suffix, ilp64 in (("64_", True), ("_64", True), ("", False)):
+            fn = getattr(lib, f"{prefix}cblas_sgemm{suffix}", None)
+            get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if fn is None or get is None or put is None:
+                continue
+            get.restype, get.argtypes = ctypes.c_int, []
+            put.restype, put.argtypes = None, [ctypes.c_int]
+            addr = ctypes.cast(fn, ctypes.c_void_p).value
+            if _works(addr, ilp64):
+                return Blas(addr, ilp64, get, put)
+    return Blas(why=f"no working cblas_sgemm in {lc.filepath}")
+
+
+def _works(addr, ilp64):
+    """A 3x5 @ 5x4 product (B transposed) through the address equals NumPy's (too small to go multi-threaded)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((4, 5)).astype(np.float32)
+    c = np.zeros((3, 4), np.float32)
+    sgemm(addr, ilp64, 112, 3, 4, 5, 1.0, a.ctypes.data, 5, b.ctypes.data, 5, 0.0, c.ctypes.data, 4)
+    return np.allclose(c, a @ b.T, rtol=1e-5, atol=1e-6)
+
+
+def blas():
+    """The `Blas` found at first use (cached for the process)."""
+    global _BLAS
+    if _BLAS is None:
+        with _FIND_LOCK:
+            if _BLAS is None:
+                _BLAS = _find_blas()
+    return _BLAS
+
+
+class _SingleThreadBlas:
+    """NumPy's BLAS on one thread while inside (nests, thread-safe); restored when the last one leaves."""
+
+    def __init__(self):
+        self.depth, self.saved, self.lock = 0, None, threading.Lock()
+
+    def __enter__(self):
+        lib = blas()
+        with self.lock:
+            if self.depth == 0 and lib.get_threads is not None:
+                self.saved = lib.get_threads()
+                if self.saved != 1:
+                    lib.set_threads(1)
+            self.depth += 1
+
+    def __exit__(self, *exc):
+        lib = blas()
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and lib.set_threads is not None and self.saved not in (None, 1):
+                lib.set_threads(self.saved)
+
+
+_GUARD = _SingleThreadBlas()
+
+
+def blas_single_thread():
+    """Context manager: NumPy's BLAS runs on one thread inside it (see the module docstring)."""
+    return _GUARD
