@@ -1,14 +1,14 @@
-"""Activations and the bias/activation epilogue that follows a matmul.
+"""Activations, the bias/activation epilogue that follows a matmul, and softmax.
 
-Reproduces torch.nn.SiLU (x * sigmoid(x)) and torch.nn.ReLU. The epilogue adds
-a per-channel bias and applies the activation in place, in one pass over
-memory, on a (B, C, L) buffer (L = H*W for feature maps).
+Reproduces torch.nn.SiLU (x * sigmoid(x)), torch.nn.ReLU and torch.softmax.
+The epilogue adds a per-channel bias and applies the activation in place, in
+one pass over memory, on a (B, C, L) buffer (L = H*W for feature maps). The
+row loops (and the vectorisable exp they use) are in elementwise.py.
 """
-import math
-
 import numpy as np
 
 from ..jit import pjit, prange
+from .elementwise import act_row, softmax_row
 
 ACTS = {None: 0, "none": 0, "silu": 1, "relu": 2}
 
@@ -38,19 +38,7 @@ def _bias_act(y, bias, has_bias, act):
     B, C, L = y.shape
     for bc in prange(B * C):
         b, c = bc // C, bc % C
-        row = y[b, c]
-        beta = bias[c] if has_bias else np.float32(0.0)
-        if act == 1:
-            for i in range(L):
-                v = row[i] + beta
-                row[i] = v / (np.float32(1.0) + np.exp(-v))
-        elif act == 2:
-            for i in range(L):
-                v = row[i] + beta
-                row[i] = v if v > 0 else np.float32(0.0)
-        elif has_bias:
-            for i in range(L):
-                row[i] += beta
+        act_row(y[b, c], bias[c] if has_bias else np.float32(0.0), act)
 
 
 _NO_BIAS = np.zeros(1, np.float32)
@@ -70,3 +58,16 @@ def silu(x):
     y = np.array(x, dtype=np.float32, order="C")
     bias_act_(y.reshape(1, 1, -1), None, "silu")
     return y
+
+
+@pjit
+def _softmax_rows(s, scale):
+    # s (R, N) float32, in place: each row becomes softmax(scale * row)
+    for r in prange(s.shape[0]):
+        softmax_row(s[r], scale)
+
+
+def softmax_rows_(s, scale=1.0):
+    """In place softmax(scale * s) over the last axis of a float32 C-contiguous array; scale > 0."""
+    _softmax_rows(s.reshape(-1, s.shape[-1]), np.float32(scale))
+    return s

@@ -1,9 +1,12 @@
 """Global average pooling and the linear (fully connected) layer.
 
 Reproduces torch.mean(x, dim=(2, 3)) (cvnets' GlobalPool "mean") and
-torch.nn.functional.linear. Both are BLAS/NumPy work: nothing to jit.
+torch.nn.functional.linear. The pool is NumPy; the linear layer is a matmul on
+BLAS tiles (matmul.py) with the bias (and an optional activation) fused.
 """
 import numpy as np
+
+from .matmul import gemm
 
 
 def global_avg_pool_ref(x):
@@ -25,9 +28,10 @@ def linear_ref(x, w, b=None):
     return y.astype(x.dtype)
 
 
-def linear(x, w_t, b=None):
-    """x (..., Din), w_t (Din, Dout) (the transposed weight, packed once) -> (..., Dout)."""
-    y = x @ w_t
-    if b is not None:
-        y += b
-    return y
+def linear(x, w_t, b=None, act=None):
+    """x (..., Din), w_t (Din, Dout) (the transposed weight, packed once) -> act(x @ w_t + b), (..., Dout)."""
+    Din, Dout = w_t.shape
+    x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, Din)
+    # (M, Din) @ (Din, Dout) -> (M, Dout), bias per output (column)
+    y = gemm(x2, w_t, b, "cols", act)
+    return y.reshape(x.shape[:-1] + (Dout,))

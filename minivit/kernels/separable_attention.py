@@ -9,14 +9,16 @@ Reproduces cvnets v0.2 LinearSelfAttention (its self-attention path):
     y   = W_out o + b_out     1x1 conv, d -> d
 The cost is linear in N: no N x N matrix is ever formed.
 
-The two 1x1 projections are BLAS matmuls; the middle (softmax, context sum,
-ReLU gate) is one Numba kernel that reads qkv once. Weights are passed as
-matrices: w_qkv (1 + 2d, d), w_out (d, d) (a 1x1 conv weight without its two
+The two 1x1 projections are matmuls on BLAS tiles (matmul.py); the middle
+(softmax, context sum, ReLU gate) is one Numba kernel that reads qkv once.
+Weights are passed as matrices: w_qkv (1 + 2d, d), w_out (d, d) (a 1x1 conv weight without its two
 trailing unit axes).
 """
 import numpy as np
 
 from ..jit import pjit, prange
+from .elementwise import softmax_row
+from .matmul import gemm
 
 
 def separable_attention_ref(x, w_qkv, b_qkv, w_out, b_out, return_scores=False):
@@ -40,43 +42,44 @@ def _score_context_gate(qkv, scores, out):
     # scores (B, P, N) <- softmax over N of q;  out (B, d, P, N) <- relu(v) * sum_N(scores * k)
     B, D1, P, N = qkv.shape
     d = (D1 - 1) // 2
+    n8 = N - N % 8
     for bp in prange(B * P):
         b, p = bp // P, bp % P
-        m = qkv[b, 0, p, 0]
-        for n in range(1, N):
-            if qkv[b, 0, p, n] > m:
-                m = qkv[b, 0, p, n]
-        tot = 0.0
+        s, q = scores[b, p], qkv[b, 0, p]
         for n in range(N):
-            e = np.exp(qkv[b, 0, p, n] - m)
-            scores[b, p, n] = e
-            tot += e
-        inv = np.float32(1.0 / tot)
-        for n in range(N):
-            scores[b, p, n] *= inv
+            s[n] = q[n]
+        softmax_row(s, np.float32(1.0))
     for bc in prange(B * d):
         b, c = bc // d, bc % d
         for p in range(P):
-            acc = 0.0                                   # float64 accumulator for the context
+            k, v, s, o = qkv[b, 1 + c, p], qkv[b, 1 + d + c, p], scores[b, p], out[b, c, p]
+            # the context, in float64 over eight partial sums (fastmath is off: see jit.py)
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+            for n in range(0, n8, 8):
+                a0 += k[n] * s[n]
+                a1 += k[n + 1] * s[n + 1]
+                a2 += k[n + 2] * s[n + 2]
+                a3 += k[n + 3] * s[n + 3]
+                a4 += k[n + 4] * s[n + 4]
+                a5 += k[n + 5] * s[n + 5]
+                a6 += k[n + 6] * s[n + 6]
+                a7 += k[n + 7] * s[n + 7]
+            for n in range(n8, N):
+                a0 += k[n] * s[n]
+            ctx = np.float32(((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)))
             for n in range(N):
-                acc += qkv[b, 1 + c, p, n] * scores[b, p, n]
-            ctx = np.float32(acc)
-            for n in range(N):
-                v = qkv[b, 1 + d + c, p, n]
-                out[b, c, p, n] = v * ctx if v > 0 else np.float32(0.0)
+                vn = v[n]
+                o[n] = vn * ctx if vn > 0 else np.float32(0.0)
 
 
 def separable_attention(x, w_qkv, b_qkv, w_out, b_out, return_scores=False):
     """Fast version. x (B, d, P, N) float32 C-contiguous -> (B, d, P, N) [and scores (B, P, N)]."""
     B, d, P, N = x.shape
-    # (1+2d, d) @ (B, d, P*N) -> (B, 1+2d, P*N)
-    qkv = np.matmul(w_qkv, x.reshape(B, d, P * N))
-    qkv += b_qkv[None, :, None]
+    # (1+2d, d) @ (B, d, P*N) -> (B, 1+2d, P*N), bias per output channel
+    qkv = gemm(w_qkv, x.reshape(B, d, P * N), b_qkv, "rows")
     scores = np.empty((B, P, N), np.float32)
     gated = np.empty((B, d, P, N), np.float32)
-    _score_context_gate(qkv.reshape(B, 2 * d + 1, P, N), scores, gated)   # (B, 1+2d, P*N) -> (B, 1+2d, P, N)
+    _score_context_gate(qkv.reshape(B, 2 * d + 1, P, N), scores, gated)
     # (d, d) @ (B, d, P*N) -> (B, d, P*N)
-    y = np.matmul(w_out, gated.reshape(B, d, P * N))
-    y += b_out[None, :, None]
-    y = y.reshape(B, d, P, N)                                              # (B, d, P*N) -> (B, d, P, N)
+    y = gemm(w_out, gated.reshape(B, d, P * N), b_out, "rows").reshape(B, d, P, N)
     return (y, scores) if return_scores else y

@@ -16,6 +16,7 @@ from ..blocks.mobilevit_v3 import MobileViTv3BlockV1, MobileViTv3BlockV2
 from ..errors import InputError
 from ..kernels.pool import global_avg_pool
 from ..nn import ConvBNAct, Linear, Module
+from ..threads import blas_single_thread
 from .config import MV2Stage
 
 # config.block -> a function building the MobileViT block of a ViTStage
@@ -110,7 +111,8 @@ class MobileViT(Module):
 
     def __call__(self, x):
         """Logits (N, num_classes) for x (N, 3, H, W): RGB in [0, 1]."""
-        return self.forward(check_input(x))
+        with blas_single_thread():         # once per pass, not per matmul (see minivit/threads.py)
+            return self.forward(check_input(x))
 
     def trace(self, x):
         """An ordered dict of named intermediate arrays (stage outputs, block internals, logits)."""
@@ -118,7 +120,8 @@ class MobileViT(Module):
 
         def record(name, a):
             out[name] = a.copy()
-        self.forward(check_input(x), record)
+        with blas_single_thread():
+            self.forward(check_input(x), record)
         return out
 
 

@@ -1,0 +1,221 @@
+"""The fast paths of the kernels against their NumPy references, jitted and as plain Python.
+
+Covers what test_kernels.py does not reach: the vectorised exp, the tiled BLAS matmul with
+its fused epilogue (bias per row or column, activation, residual, shared or batched
+operands, many tiles), the residual of conv2d on every path, odd depthwise shapes
+(1x1 maps, stride 2, dilation, 5x5), attention with many sequence-head pairs, the
+np.matmul fallback used when no BLAS address is found, and the BLAS thread guard.
+"""
+import importlib
+import pkgutil
+
+import numpy as np
+import pytest
+
+import minivit.kernels
+from minivit import threads
+from minivit.kernels import act, attention, conv, elementwise, matmul, norm, separable_attention
+from reference import assert_close
+
+KERNEL_MODULES = [importlib.import_module(f"minivit.kernels.{m.name}")
+                  for m in pkgutil.iter_modules(minivit.kernels.__path__)]
+
+
+@pytest.fixture(params=["jit", "python"])
+def mode(request, monkeypatch):
+    """Run with the Numba kernels compiled, then with their plain-Python originals."""
+    if request.param == "python":
+        for mod in KERNEL_MODULES:
+            for name, obj in list(vars(mod).items()):
+                if hasattr(obj, "py_func"):
+                    monkeypatch.setattr(mod, name, obj.py_func)
+    return request.param
+
+
+@pytest.fixture
+def no_blas(monkeypatch):
+    """Pretend no usable cblas_sgemm was found: kernels take the np.matmul fallback."""
+    monkeypatch.setattr(threads, "_BLAS", threads.Blas(why="disabled by the test"))
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_blas_is_found():
+    """On the supported setup (NumPy wheels with OpenBLAS) the fast path is active."""
+    lib = threads.blas()
+    assert lib.sgemm, lib.why
+
+
+def test_exp32_matches_exp():
+    x = np.concatenate([np.linspace(-87, 88, 20001, dtype=np.float32),
+                        np.array([0.0, -0.0, 1e-30, -1e-30, 0.34657, -0.34657], np.float32)])
+    got = np.array([elementwise.exp32(v) for v in x], np.float64)
+    ref = np.exp(x.astype(np.float64))
+    rel = np.abs(got - ref) / ref
+    assert rel.max() < 2e-7, f"exp32: max relative error {rel.max():.3g} at x = {x[np.argmax(rel)]}"
+    # beyond the clamp: finite and tiny / huge, never inf, nan or 0
+    assert 0 < elementwise.exp32(np.float32(-200.0)) < 1e-37
+    assert np.isfinite(elementwise.exp32(np.float32(200.0)))
+
+
+def test_exp32_python_equals_jit():
+    """The plain-Python exp32 (no fused multiply-adds) is within 2 ulp of the compiled one."""
+    x = np.linspace(-30, 30, 101, dtype=np.float32)
+    jit = np.array([elementwise.exp32(v) for v in x])
+    py = np.array([elementwise.exp32.py_func(v) for v in x])
+    np.testing.assert_allclose(jit, py, rtol=2.5e-7, atol=0)
+
+
+@pytest.mark.parametrize("N", [1, 7, 8, 9, 64, 257])
+def test_softmax_row(mode, N):
+    s = rand(3, N) * 8
+    got = act.softmax_rows_(s.copy(), 0.3)
+    assert_close("softmax_rows_", got, attention.softmax_ref(s * np.float32(0.3)), atol=1e-6)
+
+
+GEMM_CASES = [
+    # (Ba, Bb, M, K, N, bias_on)
+    (1, 1, 1, 1, 1, "rows"),
+    (1, 2, 5, 7, 9, "rows"),          # shared weight, batch of inputs (conv layout)
+    (3, 1, 11, 6, 4, "cols"),         # batch of inputs, shared weight (linear layout)
+    (2, 2, 3, 5, 2, "cols"),
+    (1, 1, 24, 40, 3000, "rows"),     # many column tiles
+    (1, 1, 900, 33, 20, "cols"),      # many row tiles
+    (1, 3, 17, 1, 65, "rows"),        # K = 1
+]
+
+
+@pytest.mark.parametrize("case", GEMM_CASES, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("activation", [None, "silu", "relu"])
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_gemm_epilogue(mode, case, activation, with_residual):
+    Ba, Bb, M, K, N, bias_on = case
+    Bo = max(Ba, Bb)
+    a, b = rand(Ba, M, K), rand(Bb, K, N, seed=1)
+    bias = rand(M if bias_on == "rows" else N, seed=2)
+    res = rand(Bo, M, N, seed=3) if with_residual else None
+    got = matmul.gemm(a, b, bias, bias_on, activation, res)
+    ref = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    ref = ref + (bias[:, None] if bias_on == "rows" else bias)
+    ref = act.bias_act_ref(ref.reshape(Bo, M, N), None, activation)
+    if res is not None:
+        ref = ref + res
+    assert_close("gemm", got, ref, atol=2e-5, rtol=2e-5)
+
+
+def test_gemm_fallback_equals_fast(no_blas):
+    a, b, bias, res = rand(1, 24, 40), rand(2, 40, 300, seed=1), rand(24, seed=2), rand(2, 24, 300, seed=3)
+    slow = matmul.gemm(a, b, bias, "rows", "silu", res)
+    threads._BLAS = None                                   # find the real BLAS again
+    fast = matmul.gemm(a, b, bias, "rows", "silu", res)
+    assert_close("gemm fallback vs tiles", slow, fast, atol=1e-5, rtol=1e-5)
+
+
+def test_tiles_cover_the_output():
+    for M, N, K in [(16, 16384, 32), (64, 4096, 64), (1024, 192, 64), (1, 1, 1), (320, 64, 80), (48, 1024, 864),
+                    (4000, 3, 2000)]:
+        tm, tn = matmul.tiles(M, N, K)
+        assert 1 <= tm <= M and 1 <= tn <= N
+        assert tn == N or tn % 16 == 0
+
+
+CONV_CASES = [
+    # (B, Ci, H, W, Co, k, stride, dilation, groups)
+    (1, 5, 1, 1, 5, 3, 1, 1, 5),      # depthwise on a 1x1 map
+    (2, 3, 1, 1, 3, 3, 2, 1, 3),      # depthwise, stride 2, 1x1 map
+    (1, 4, 2, 3, 4, 3, 2, 1, 4),      # depthwise, stride 2, map smaller than the kernel
+    (1, 3, 9, 8, 3, 3, 2, 1, 3),      # depthwise, stride 2, odd height
+    (1, 2, 7, 5, 2, 3, 1, 3, 2),      # depthwise, dilation 3 (the padding exceeds the map)
+    (2, 3, 6, 7, 3, 5, 2, 1, 3),      # depthwise 5x5, stride 2
+    (1, 4, 5, 6, 4, 1, 1, 1, 4),      # depthwise 1x1
+    (1, 6, 5, 7, 10, 1, 1, 1, 1),     # pointwise
+    (2, 3, 1, 1, 4, 1, 1, 1, 1),      # pointwise on a 1x1 map
+    (1, 3, 8, 9, 5, 3, 2, 1, 1),      # dense 3x3 stride 2 (stem-like)
+    (1, 4, 3, 3, 6, 3, 1, 2, 1),      # dense 3x3 dilation 2 on a 3x3 map
+    (2, 6, 5, 5, 4, 3, 1, 1, 2),      # grouped
+    (1, 8, 40, 48, 16, 1, 1, 1, 1),   # pointwise, several tiles
+    (1, 16, 36, 36, 16, 3, 1, 1, 16), # depthwise, larger plane
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("activation", [None, "silu"])
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_conv2d_fast_paths(mode, case, activation, with_residual):
+    B, Ci, H, W, Co, k, s, d, g = case
+    x, w, b = rand(B, Ci, H, W), rand(Co, Ci // g, k, k, seed=1), rand(Co, seed=2)
+    pad = (k - 1) // 2 * d
+    ref = conv.conv2d_ref(x, w, b, s, pad, d, g)
+    ref = act.bias_act_ref(ref.reshape(B, Co, -1), None, activation).reshape(ref.shape)
+    res = rand(*ref.shape, seed=3) if with_residual else None
+    if res is not None:
+        ref = ref + res
+    got = conv.conv2d(x, w, b, s, pad, d, g, act=activation, residual=res)
+    assert_close("conv2d", got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_conv2d_fallback(no_blas):
+    x, w, b = rand(2, 6, 9, 7), rand(8, 6, 3, 3, seed=1), rand(8, seed=2)
+    ref = act.bias_act_ref(conv.conv2d_ref(x, w, b, 1, 1).reshape(2, 8, -1), None, "silu").reshape(2, 8, 9, 7)
+    assert_close("conv2d (np.matmul fallback)", conv.conv2d(x, w, b, 1, 1, act="silu"), ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("T,N,D,heads", [(1, 1, 4, 1), (3, 33, 12, 3), (8, 16, 24, 4), (2, 70, 8, 2)])
+@pytest.mark.parametrize("return_attn", [False, True])
+def test_mha_fast(mode, T, N, D, heads, return_attn):
+    x = rand(T, N, D)
+    wq, bq, wo, bo = rand(3 * D, D, seed=1) * 0.3, rand(3 * D, seed=2), rand(D, D, seed=3) * 0.3, rand(D, seed=4)
+    ref, ref_attn = attention.mha_ref(x, wq, bq, wo, bo, heads, return_attn=True)
+    got = attention.mha(x, np.ascontiguousarray(wq.T), bq, np.ascontiguousarray(wo.T), bo, heads, return_attn)
+    if return_attn:
+        got, got_attn = got
+        assert_close("mha attention", got_attn, ref_attn, atol=1e-6)
+    assert_close("mha", got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_mha_fallback(no_blas):
+    x = rand(3, 20, 16)
+    wq, bq, wo, bo = rand(48, 16, seed=1) * 0.3, rand(48, seed=2), rand(16, 16, seed=3) * 0.3, rand(16, seed=4)
+    ref = attention.mha_ref(x, wq, bq, wo, bo, 4)
+    got = attention.mha(x, np.ascontiguousarray(wq.T), bq, np.ascontiguousarray(wo.T), bo, 4)
+    assert_close("mha (fallback)", got, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 1, 1), (2, 5, 4, 9), (1, 8, 4, 70)])
+def test_separable_attention_fast(mode, shape):
+    B, d, P, N = shape
+    x = rand(*shape)
+    wq, bq = rand(1 + 2 * d, d, seed=1) * 0.4, rand(1 + 2 * d, seed=2)
+    wo, bo = rand(d, d, seed=3) * 0.4, rand(d, seed=4)
+    ref, ref_s = separable_attention.separable_attention_ref(x, wq, bq, wo, bo, return_scores=True)
+    got, got_s = separable_attention.separable_attention(x, wq, bq, wo, bo, return_scores=True)
+    assert_close("separable attention", got, ref, atol=2e-5, rtol=1e-5)
+    assert_close("separable attention scores", got_s, ref_s, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (4, 9), (2, 8), (3, 240)])
+def test_layer_norm_rows(mode, shape):
+    x, w, b = rand(*shape) * 4 + 3, rand(shape[-1], seed=1), rand(shape[-1], seed=2)
+    assert_close("layer_norm", norm.layer_norm(x, w, b), norm.layer_norm_ref(x, w, b), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 4, 17), (2, 9, 8, 8)])
+def test_group_norm1_shifted(mode, shape):
+    """Inputs far from zero: the two-pass variance keeps its precision."""
+    x, w, b = rand(*shape) + 100, rand(shape[1], seed=1), rand(shape[1], seed=2)
+    assert_close("group_norm1", norm.group_norm1(x, w, b), norm.group_norm1_ref(x, w, b), atol=2e-5)
+
+
+def test_blas_guard_restores_threads():
+    lib = threads.blas()
+    if lib.get_threads is None:
+        pytest.skip(lib.why)
+    before = lib.get_threads()
+    with threads.blas_single_thread():
+        assert lib.get_threads() == 1
+        with threads.blas_single_thread():
+            assert lib.get_threads() == 1
+        assert lib.get_threads() == 1
+    assert lib.get_threads() == before
