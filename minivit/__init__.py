@@ -10,10 +10,11 @@ from .convert import convert_state_dict
 from .errors import ImageError, InputError, MinivitError, WeightsError
 from .models.registry import create_model, list_models
 from .predict import predict
+from .warmup import warmup
 
 __version__ = "0.1.0"
 
-__all__ = ["list_models", "create_model", "predict", "convert_state_dict", "save_weights", "load_weights",
+__all__ = ["list_models", "create_model", "predict", "warmup", "convert_state_dict", "save_weights", "load_weights",
            "segment", "detect", "MinivitError", "WeightsError", "ImageError", "InputError", "__version__"]
 
 
