@@ -1,0 +1,163 @@
+"""Where a model's time goes, by kernel: a timing wrapper around every kernel call.
+
+Not a benchmark against other engines (that is bench.py): this wraps each public
+kernel (conv2d, layer_norm, mha, ...) where the layers and blocks call it, runs
+the model, and reports the time spent in each, per forward pass. Convolutions
+are split by kind (pointwise, depthwise, dense kxk, strided), because each kind
+goes down a different path. Whatever is not inside a kernel (concatenations,
+residual adds, Python) is reported as "glue".
+
+Usage: python benchmarks/profile.py [--models mobilevit_xxs,...] [--batch 1,8]
+       [--threads 2] [--repeat 20] [--clock wall|cpu] [--markdown out.md]
+"""
+import argparse
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _conv_kind(args, kwargs):
+    """A label for a conv2d call: its path (pointwise / depthwise / dense) and kernel."""
+    x, w = args[0], args[1]
+    groups = kwargs.get("groups", args[6] if len(args) > 6 else 1)
+    stride = kwargs.get("stride", args[3] if len(args) > 3 else 1)
+    stride = stride if isinstance(stride, int) else stride[0]
+    co, cig, kh, kw = w.shape
+    if groups == x.shape[1] == co and cig == 1:
+        kind = f"depthwise {kh}x{kw}"
+    elif kh == kw == 1 and stride == 1 and groups == 1:
+        kind = "pointwise 1x1"
+    else:
+        kind = f"dense {kh}x{kw}"
+    return f"conv2d {kind}" + (f" s{stride}" if stride != 1 else "")
+
+
+CLOCK = time.perf_counter
+
+
+class KernelTimer:
+    """Replaces each kernel function by a timing wrapper in every non-kernel minivit module."""
+
+    def __init__(self):
+        self.totals = defaultdict(float)
+        self.calls = defaultdict(int)
+        self._saved = []
+
+    def _wrap(self, name, fn):
+        totals, calls = self.totals, self.calls
+
+        def timed(*args, **kwargs):
+            key = _conv_kind(args, kwargs) if name == "conv2d" else name
+            t0 = CLOCK()
+            out = fn(*args, **kwargs)
+            totals[key] += CLOCK() - t0
+            calls[key] += 1
+            return out
+        timed.__wrapped__ = fn
+        return timed
+
+    def __enter__(self):
+        import minivit.kernels as K
+        kernel_fns = {}
+        for modname, mod in list(sys.modules.items()):
+            if modname.startswith("minivit.kernels.") and mod is not None:
+                for attr, v in vars(mod).items():
+                    if callable(v) and getattr(v, "__module__", None) == modname and not attr.startswith("_") \
+                            and not attr.endswith("_ref") and not isinstance(v, type):
+                        kernel_fns[id(v)] = (attr, v)
+        del K
+        for modname, mod in list(sys.modules.items()):
+            if not modname.startswith("minivit.") or modname.startswith("minivit.kernels") or mod is None:
+                continue
+            for attr, v in list(vars(mod).items()):
+                if id(v) in kernel_fns:
+                    self._saved.append((mod, attr, v))
+                    setattr(mod, attr, self._wrap(kernel_fns[id(v)][0], v))
+        return self
+
+    def __exit__(self, *exc):
+        for mod, attr, v in self._saved:
+            setattr(mod, attr, v)
+        self._saved.clear()
+
+    def reset(self):
+        self.totals.clear()
+        self.calls.clear()
+
+
+def profile(model, x, repeat):
+    """{kernel: (ms per forward, calls per forward)} and the total ms per forward.
+
+    Each number is the minimum over `repeat` forward passes (of that kernel's summed time
+    within one pass): on a shared machine the minimum is the steadiest estimate.
+    """
+    model(x)                                   # compile and warm up outside the timer
+    best, calls, best_total = {}, {}, float("inf")
+    with KernelTimer() as kt:
+        for _ in range(repeat):
+            kt.reset()
+            t0 = CLOCK()
+            model(x)
+            total = CLOCK() - t0
+            best_total = min(best_total, total)
+            for k, v in kt.totals.items():
+                best[k] = min(best.get(k, float("inf")), v)
+                calls[k] = kt.calls[k]
+    rows = {k: (1e3 * v, calls[k]) for k, v in best.items()}
+    rows["glue (outside kernels)"] = (max(0.0, 1e3 * best_total - sum(ms for ms, _ in rows.values())), 0)
+    return rows, 1e3 * best_total
+
+
+def table(name, batch, threads, rows, total):
+    lines = [f"### {name}, batch {batch}, {threads} thread(s): {total:.2f} ms per forward", "",
+             "| kernel | ms | % | calls |", "|---|---:|---:|---:|"]
+    for k, (ms, n) in sorted(rows.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f"| {k} | {ms:.2f} | {100 * ms / total:.1f} | {n or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="mobilevit_xxs")
+    ap.add_argument("--batch", default="1,8")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--markdown", help="append the tables to this file")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: process CPU time, steadier on a busy machine (meaningful with 1 thread)")
+    args = ap.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+
+    import numpy as np
+    import minivit
+    try:
+        from minivit.threads import set_num_threads
+    except ImportError:                        # before minivit/threads.py existed
+        def set_num_threads(n):
+            import numba
+            import threadpoolctl
+            numba.set_num_threads(n)
+            threadpoolctl.threadpool_limits(n)
+    set_num_threads(args.threads)
+    out = []
+    for name in args.models.split(","):
+        model = minivit.create_model(name)
+        for b in (int(v) for v in args.batch.split(",")):
+            x = np.random.default_rng(0).uniform(0, 1, (b, 3, args.size, args.size)).astype(np.float32)
+            rows, total = profile(model, x, max(2, args.repeat // b))
+            out.append(table(name, b, args.threads, rows, total))
+            print(out[-1], flush=True)
+    if args.markdown:
+        with open(args.markdown, "a") as f:
+            f.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

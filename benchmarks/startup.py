@@ -1,0 +1,125 @@
+"""Measurements that need a fresh process: first result, cold compile, peak memory.
+
+- first result: wall time from launching `python` to the first mobilevit_xxs logits
+  (import, create_model, one 256x256 forward pass), with the Numba cache warm (the
+  normal case after the first run or `minivit warmup`) and cold (NUMBA_CACHE_DIR set
+  to a new empty directory, so every kernel compiles);
+- cold compile: in a fresh process with an empty cache, `minivit.warmup(model)`:
+  the time to compile every kernel the model needs, in total and kernel by kernel
+  (from Numba's compile events; a kernel's time includes the helpers it compiles);
+- peak memory: the peak resident set size (VmHWM) of a process that has loaded the
+  model and then runs batch 1 or batch 8 at 256x256, and how much that pass added
+  (the peak is reset just before the pass through /proc/self/clear_refs).
+Each child prints one JSON line; this module runs them and parses it.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FIRST_RESULT = """
+import time; t0 = time.perf_counter()
+import json, numpy as np, minivit
+t1 = time.perf_counter()
+model = minivit.create_model("mobilevit_xxs")
+t2 = time.perf_counter()
+x = np.random.default_rng(0).uniform(0, 1, (1, 3, 256, 256)).astype(np.float32)
+logits = model(x)
+t3 = time.perf_counter()
+print(json.dumps(dict(imports=t1 - t0, create=t2 - t1, first_forward=t3 - t2)))
+"""
+
+COLD_COMPILE = """
+import json, sys, time
+from numba.core import event
+import minivit
+name = sys.argv[1]
+model = minivit.create_model(name)
+with event.install_recorder("numba:compile") as rec:
+    seconds = minivit.warmup(model)
+per_kernel, stack = {}, []
+for ts, ev in rec.buffer:                   # nested START/END pairs; keep the outermost ones
+    if ev.is_start:
+        stack.append(ts)
+    else:
+        start = stack.pop()
+        if not stack:
+            d = ev.data["dispatcher"].py_func
+            key = d.__module__.replace("minivit.kernels.", "") + "." + d.__qualname__
+            per_kernel[key] = per_kernel.get(key, 0.0) + ts - start
+print(json.dumps(dict(total=seconds, kernels=per_kernel)))
+"""
+
+PEAK_MEMORY = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {bench!r})
+engine, name, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024          # MiB
+if engine == "minivit":
+    import engines; e = engines.build_minivit(name)
+elif engine == "torch":
+    import engines; e = engines.build_torch(name)
+else:
+    import engines, onnxruntime
+    e = engines.Engine("onnxruntime", None, None)
+    session = engines.ort_session(open(sys.argv[4], "rb").read(), 2)
+    e.run = lambda x: session.run(None, {{"image": x}})[0]
+e.run(np.zeros((1, 3, 64, 64), np.float32))
+x = np.random.default_rng(0).uniform(0, 1, (batch, 3, 256, 256)).astype(np.float32)
+before = status("VmRSS")
+try:
+    open("/proc/self/clear_refs", "w").write("5")     # reset the peak to the current size
+    reset = True
+except OSError:
+    reset = False
+for _ in range(2):
+    e.run(x)
+peak = status("VmHWM")
+print(json.dumps(dict(peak=peak, before=before, added=peak - before if reset else None)))
+"""
+
+
+def run_child(code, args=(), env=None, timeout=1800):
+    """Run `python -c code args`; (wall seconds, parsed JSON of its last line)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"child process failed:\n{proc.stderr[-3000:]}")
+    return wall, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def first_result(repeats=3):
+    """{"warm": [...], "cold": [...]}: wall seconds and the child's own breakdown, per run."""
+    run_child(FIRST_RESULT)                                    # make sure the default cache is warm
+    out = {"warm": [], "cold": []}
+    for _ in range(repeats):
+        out["warm"].append(run_child(FIRST_RESULT))
+    for _ in range(max(1, repeats // 2)):
+        with tempfile.TemporaryDirectory() as cache:
+            out["cold"].append(run_child(FIRST_RESULT, env={"NUMBA_CACHE_DIR": cache}))
+    return out
+
+
+def cold_compile(name):
+    """(wall seconds of the child, {"total": s, "kernels": {kernel: s}}) with an empty cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        return run_child(COLD_COMPILE, [name], env={"NUMBA_CACHE_DIR": cache})
+
+
+def peak_memory(engine, name, batch, onnx_path=None):
+    """{"peak": MiB, "before": MiB, "added": MiB} for one engine, model and batch."""
+    code = PEAK_MEMORY.format(bench=str(ROOT / "benchmarks"))
+    args = [engine, name, batch] + ([onnx_path] if onnx_path else [])
+    return run_child(code, args)[1]
