@@ -302,6 +302,16 @@ def test_hub_names_without_huggingface_hub(capsys, monkeypatch, tmp_path):
     assert code == 2 and "pip install huggingface_hub" in err and err.count("\n") == 1
 
 
+# ---- warmup --------------------------------------------------------------------------------
+
+def test_warmup_reports_its_time(capsys):
+    code, out, _ = run(capsys, "warmup")
+    assert code == 0 and out.startswith("mobilevitv3_xxs: every kernel it needs is compiled")
+    assert out.rstrip().endswith(" s") and float(out.rstrip()[:-2].rsplit(", ", 1)[1]) >= 0
+    code, _, err = run(capsys, "warmup", "mobilevit_huge")
+    assert code == 2 and "unknown model 'mobilevit_huge'" in err
+
+
 # ---- once through a real process -----------------------------------------------------------
 
 def test_python_m_minivit_predicts_a_digit():
