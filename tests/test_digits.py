@@ -115,3 +115,8 @@ def test_accuracy_is_the_stated_one(minivit_probs, heldout, shipped):
     correct = int((minivit_probs.argmax(1) == heldout[1]).sum())
     assert correct == int(meta["heldout_correct"]) and int(meta["heldout_size"]) == 1000
     assert meta["heldout_accuracy"] == f"{correct / 1000:.3f}"
+
+
+def test_readme_states_the_shipped_accuracy(shipped):
+    _, meta = shipped
+    assert f"{meta['heldout_correct']}/{meta['heldout_size']}" in (ROOT / "README.md").read_text()
