@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import WeightsError
 from .nn import describe_mismatch
+from .weights import as_weight
 
 SOURCES = ("cvnets", "timm", "hf")
 
@@ -198,19 +199,16 @@ _SKIP = re.compile(r"(num_batches_tracked|\.aux_head\..*)$")
 
 
 def to_float32(key, value):
-    """One checkpoint tensor (torch or NumPy) as a float32 array, or a WeightsError naming the key."""
+    """One checkpoint tensor (torch or NumPy) as a float32 array, or a WeightsError naming the key.
+
+    The dtype and finiteness rules are the weights loader's (`minivit.weights.as_weight`).
+    """
     if hasattr(value, "detach"):                       # a torch tensor: no torch import needed
         value = value.detach().cpu()
         if str(value.dtype) == "torch.bfloat16":
             value = value.float()
         value = value.numpy()
-    a = np.asarray(value)
-    if a.dtype.kind not in "f":
-        raise WeightsError(f"{key}: expected floating-point values, got dtype {a.dtype}")
-    a = a.astype(np.float32, copy=False)
-    if not np.isfinite(a).all():
-        raise WeightsError(f"{key}: contains NaN or infinite values")
-    return a
+    return as_weight("checkpoint", key, np.asarray(value))
 
 
 def rename(key, rules):

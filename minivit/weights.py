@@ -48,7 +48,7 @@ def _is_counter(key: str) -> bool:
     return key.endswith("num_batches_tracked")
 
 
-def _as_weight(where: str, key: str, a: np.ndarray) -> np.ndarray:
+def as_weight(where: str, key: str, a: np.ndarray) -> np.ndarray:
     """Check one array and return it as float32 (or int64 for a counter); copies."""
     if _is_counter(key) and a.dtype.kind in "iu":
         return a.astype(np.int64, order="C")
@@ -223,7 +223,7 @@ def load_weights(path):
                     a = (u16.astype(np.uint32) << 16).view(np.float32).reshape(shape)
                 else:
                     a = f.get_tensor(key)
-                weights[key] = _as_weight(str(p), key, a)
+                weights[key] = as_weight(str(p), key, a)
     except WeightsError:
         raise
     except Exception as e:  # a last line of defence: our header checks should catch everything first
@@ -266,7 +266,7 @@ def save_weights(path, weights: dict, metadata: dict):
         if not isinstance(a, np.ndarray):
             raise InputError(f"{p}: weight {key!r} is a {type(a).__name__}, expected a NumPy array")
         try:
-            tensors[key] = _as_weight(str(p), key, a)           # float32 / int64, C order
+            tensors[key] = as_weight(str(p), key, a)           # float32 / int64, C order
         except WeightsError as e:
             raise InputError(str(e)) from None
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
@@ -337,7 +337,7 @@ def _read_torch(p: Path) -> dict:
         except (TypeError, RuntimeError):
             raise WeightsError(f"{p}: tensor {key!r} has dtype {t.dtype}, which has no NumPy "
                                f"equivalent; expected floating point") from None
-        out[key] = _as_weight(str(p), key, a)
+        out[key] = as_weight(str(p), key, a)
     return out
 
 
