@@ -14,7 +14,6 @@ Dropout (ASPP and classifier) is inactive at inference and absent here.
 For H and W multiples of the output stride, upsampling to (H, W) is exactly the
 official x16 / x8 `UpSample`. Shape legend: K classes, A ASPP channels.
 """
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,7 @@ import numpy as np
 from ..kernels.pool import global_avg_pool
 from ..kernels.resize import resize_bilinear
 from ..nn import ConvBNAct, Module
-from .mobilevit import MobileViT, check_input
+from .mobilevit import MobileViT, Network
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class ASPP(Module):
         return self.project(np.concatenate(branches, axis=1))    # (B, 5A, h, w) -> (B, A, h, w)
 
 
-class DeepLabV3(Module):
+class DeepLabV3(Network):
     def __init__(self, config, backbone_config):
         self.config = config
         self.encoder = MobileViT(backbone_config, output_stride=config.output_stride, classifier=False)
@@ -80,19 +79,6 @@ class DeepLabV3(Module):
         logits = resize_bilinear(low, x.shape[2:], align_corners=self.config.align_corners)
         rec("logits", logits)
         return logits
-
-    def __call__(self, x):
-        """Per-pixel class logits (N, K, H, W) for x (N, 3, H, W): RGB in [0, 1]."""
-        return self.forward(check_input(x))
-
-    def trace(self, x):
-        """An ordered dict of named intermediate arrays (backbone stages, aspp, logits)."""
-        out = OrderedDict()
-
-        def record(name, a):
-            out[name] = a.copy()
-        self.forward(check_input(x), record)
-        return out
 
 
 def deeplab_presets(backbones):

@@ -58,7 +58,27 @@ def _make_stage(st, cin, block, dilate=False, dilation=1):
     return layers, cin, dilation
 
 
-class MobileViT(Module):
+class Network(Module):
+    """What every minivit network shares: the input check, the thread policy for one
+    pass (see minivit/threads.py), and `trace`. Subclasses define forward(x, record)."""
+
+    def __call__(self, x):
+        """The network's output for x (N, 3, H, W): RGB in [0, 1] (see the class's forward)."""
+        with blas_single_thread():         # once per pass, not per matmul
+            return self.forward(check_input(x))
+
+    def trace(self, x):
+        """An ordered dict of named intermediate arrays (stage outputs, block internals, outputs)."""
+        out = OrderedDict()
+
+        def record(name, a):
+            out[name] = a.copy()
+        with blas_single_thread():
+            self.forward(check_input(x), record)
+        return out
+
+
+class MobileViT(Network):
     def __init__(self, config, num_classes=1000, output_stride=32, classifier=True):
         """output_stride 16 or 8 dilates layer_5 (and layer_4) instead of striding them;
         classifier=False leaves out conv_1x1_exp and the classifier (a backbone for dense heads)."""
@@ -108,21 +128,6 @@ class MobileViT(Module):
         logits = self.classifier(features)
         rec("logits", logits)
         return logits
-
-    def __call__(self, x):
-        """Logits (N, num_classes) for x (N, 3, H, W): RGB in [0, 1]."""
-        with blas_single_thread():         # once per pass, not per matmul (see minivit/threads.py)
-            return self.forward(check_input(x))
-
-    def trace(self, x):
-        """An ordered dict of named intermediate arrays (stage outputs, block internals, logits)."""
-        out = OrderedDict()
-
-        def record(name, a):
-            out[name] = a.copy()
-        with blas_single_thread():
-            self.forward(check_input(x), record)
-        return out
 
 
 MIN_SIZE = 32   # the network's total stride: below it every late stage sees the same 1x1 map

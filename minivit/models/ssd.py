@@ -12,7 +12,7 @@ x (B, 3, 320, 320)
 Anchors, decoding and NMS are in `minivit.boxes`. Shape legend: A anchors
 (cells x anchors per cell, over all maps), K classes (81 for COCO: background first).
 """
-from collections import OrderedDict, namedtuple
+from collections import namedtuple
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -21,7 +21,7 @@ import numpy as np
 from ..boxes import anchors_per_cell, ssd_anchors
 from ..kernels.pool import global_avg_pool
 from ..nn import ConvBNAct, Module
-from .mobilevit import MobileViT, check_input
+from .mobilevit import MobileViT, Network
 
 SSDOutput = namedtuple("SSDOutput", "cls_logits locations anchors")
 
@@ -79,7 +79,7 @@ class SSDHead(Module):
         return y[..., :4], y[..., 4:]
 
 
-class SSDLite(Module):
+class SSDLite(Network):
     def __init__(self, config, backbone_config):
         self.config = config
         self.encoder = MobileViT(backbone_config, classifier=False)
@@ -124,19 +124,6 @@ class SSDLite(Module):
         """Anchors (A, 4), centre form in [0, 1], for feature maps of the given (h, w) sizes (read-only)."""
         c = self.config
         return _anchors(tuple(map_sizes), c.aspect_ratios, c.min_scale, c.max_scale)
-
-    def __call__(self, x):
-        """Raw predictions for x (N, 3, H, W), RGB in [0, 1]: SSDOutput (logits, offsets, anchors)."""
-        return self.forward(check_input(x))
-
-    def trace(self, x):
-        """An ordered dict of named intermediate arrays (backbone stages, head outputs, anchors)."""
-        out = OrderedDict()
-
-        def record(name, a):
-            out[name] = a.copy()
-        self.forward(check_input(x), record)
-        return out
 
 
 @lru_cache(maxsize=16)
