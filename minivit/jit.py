@@ -4,6 +4,9 @@ Every jitted kernel in `minivit/kernels/` is decorated with `jit` (serial) or
 `pjit` (parallel loops over `prange`). The flags live here and nowhere else:
 - cache=True: compiled machine code is kept on disk beside the source, so a
   fresh process does not recompile.
+- nogil=True: kernels release the GIL, so models called from several Python
+  threads at once (and minivit's own batch split, see threads.py) really run
+  at the same time.
 - error_model="numpy": division by zero gives inf/nan instead of raising, which
   lets Numba vectorise the inner loops.
 - fastmath=False: results stay bit-comparable with the NumPy references. The
@@ -13,8 +16,9 @@ Every jitted kernel in `minivit/kernels/` is decorated with `jit` (serial) or
   each for small helpers only, each measured and passing the parity tests:
   - `jit_sum` (fastmath={"reassoc"}): helpers that only sum; LLVM splits the sum
     into vector partial sums (what a hand-unrolled loop does, sixteen lanes wide);
-  - `jit_fma` (fastmath={"contract"}): the exp polynomial; mul+add pairs become
-    FMAs (one rounding instead of two), 0.37 -> 0.27 ns per exp, same accuracy.
+  - `jit_fma` (fastmath={"contract"}): the exp polynomial and the depthwise
+    taps; mul+add pairs become FMAs (one rounding instead of two), 0.37 -> 0.27
+    ns per exp, same accuracy.
   Nothing else is relaxed: no nnan/ninf, no approximate functions.
 
 How many threads the `prange` loops use, and why BLAS runs inside them on one
@@ -37,7 +41,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-FLAGS = dict(cache=True, error_model="numpy", fastmath=False)
+FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath=False)
 
 
 def jit(fn):
@@ -99,39 +103,38 @@ def _f32_from_bits_jit(i):
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112       # the CBLAS enum values
 
 
-def _sgemm_call(ilp64, fn, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, builder):
-    """Emit cblas_sgemm(RowMajor, NoTrans, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)."""
+def _sgemm_call(ilp64, fn, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, builder):
+    """Emit cblas_sgemm(RowMajor, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)."""
     i32, f32, ptr = ir.IntType(32), ir.FloatType(), ir.IntType(8).as_pointer()
     iN = ir.IntType(64 if ilp64 else 32)
     fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, iN, iN, iN, f32, ptr, iN, ptr, iN, f32, ptr, iN])
     to_int = (lambda v: v) if ilp64 else (lambda v: builder.trunc(v, iN))
     to_ptr = lambda v: builder.inttoptr(v, ptr)
     builder.call(builder.inttoptr(fn, fnty.as_pointer()),
-                 [ir.Constant(i32, ROW_MAJOR), ir.Constant(i32, NO_TRANS), builder.trunc(transb, i32),
+                 [ir.Constant(i32, ROW_MAJOR), builder.trunc(transa, i32), builder.trunc(transb, i32),
                   to_int(m), to_int(n), to_int(k), alpha, to_ptr(a), to_int(lda), to_ptr(b), to_int(ldb),
                   beta, to_ptr(c), to_int(ldc)])
 
 
 @intrinsic
-def _sgemm_intrinsic(typingctx, fn, ilp64, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    ints = (fn, transb, m, n, k, a, lda, b, ldb, c, ldc)
+def _sgemm_intrinsic(typingctx, fn, ilp64, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    ints = (fn, transa, transb, m, n, k, a, lda, b, ldb, c, ldc)
     if not all(isinstance(t, types.Integer) for t in ints) or not isinstance(ilp64, types.Boolean):
         return None
-    sig = types.void(fn, ilp64, transb, m, n, k, types.float32, a, lda, b, ldb, types.float32, c, ldc)
+    sig = types.void(fn, ilp64, transa, transb, m, n, k, types.float32, a, lda, b, ldb, types.float32, c, ldc)
 
     def codegen(context, builder, signature, args):
-        fn_, ilp, tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_ = args
+        fn_, ilp, ta, tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_ = args
         i64 = ir.IntType(64)
-        widen = lambda v, t: builder.sext(v, i64) if t.bitwidth < 64 else v
         tys = signature.args
-        fn_, tb, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = (
-            widen(v, tys[i]) for v, i in zip((fn_, tb, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_),
-                                              (0, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13)))
+        widen = [builder.sext(v, i64) if isinstance(t, types.Integer) and t.bitwidth < 64 else v
+                 for v, t in zip(args, tys)]
+        fn_, _, ta, tb, m_, n_, k_, _, a_, lda_, b_, ldb_, _, c_, ldc_ = widen
         with builder.if_else(ilp) as (then, otherwise):
             with then:
-                _sgemm_call(True, fn_, tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_, builder)
+                _sgemm_call(True, fn_, ta, tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_, builder)
             with otherwise:
-                _sgemm_call(False, fn_, tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_, builder)
+                _sgemm_call(False, fn_, ta, tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_, builder)
         return context.get_dummy_value()
     return sig, codegen
 
@@ -139,10 +142,10 @@ def _sgemm_intrinsic(typingctx, fn, ilp64, transb, m, n, k, alpha, a, lda, b, ld
 _PY_SGEMM = {}
 
 
-def sgemm(fn, ilp64, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """C = alpha * A @ op(B) + beta * C, row-major, through cblas_sgemm at address `fn`.
+def sgemm(fn, ilp64, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """C = alpha * op(A) @ op(B) + beta * C, row-major, through cblas_sgemm at address `fn`.
 
-    a, b, c are addresses (arr.ctypes.data); op(B) is B or B^T (transb = TRANS);
+    a, b, c are addresses (arr.ctypes.data); op(X) is X (NO_TRANS) or X^T (TRANS);
     ilp64 says whether the library takes 64-bit integers. Call it only with a
     BLAS that runs on one thread (see minivit/threads.py).
     """
@@ -153,12 +156,13 @@ def sgemm(fn, ilp64, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         proto = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, I, I, I, ctypes.c_float,
                                  ctypes.c_void_p, I, ctypes.c_void_p, I, ctypes.c_float, ctypes.c_void_p, I)
         f = _PY_SGEMM[key] = proto(fn)
-    f(ROW_MAJOR, NO_TRANS, int(transb), int(m), int(n), int(k), float(alpha), int(a), int(lda), int(b),
+    f(ROW_MAJOR, int(transa), int(transb), int(m), int(n), int(k), float(alpha), int(a), int(lda), int(b),
       int(ldb), float(beta), int(c), int(ldc))
 
 
 @overload(sgemm)
-def _sgemm_jit(fn, ilp64, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    def impl(fn, ilp64, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        _sgemm_intrinsic(fn, ilp64, transb, m, n, k, np.float32(alpha), a, lda, b, ldb, np.float32(beta), c, ldc)
+def _sgemm_jit(fn, ilp64, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    def impl(fn, ilp64, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        _sgemm_intrinsic(fn, ilp64, transa, transb, m, n, k, np.float32(alpha), a, lda, b, ldb,
+                         np.float32(beta), c, ldc)
     return impl

@@ -11,12 +11,17 @@ The policy, and why:
   single-threaded cblas_sgemm call made from inside a Numba parallel loop,
   followed at once by its epilogue (bias, activation, residual) while the tile
   is still in cache. Depthwise convs, norms, softmax and the patch index maps
-  are Numba loops on the same pool. Batch 1 and batch 8 take the same path:
-  at batch 1 the tiles split each image, at batch 8 there are more of them.
+  are Numba loops on the same pool; at batch 1 they split each operation
+  over the threads.
 - While minivit runs, NumPy's BLAS is held at one thread (`blas_single_thread`,
   reference-counted, so concurrent calls from several threads nest), and then
   put back as it was. Other code that calls NumPy's BLAS at the same moment
   from another thread runs single-threaded meanwhile.
+- Batch 8 takes the same path (more tiles per operation). Dealing whole images
+  out to the threads instead (each thread running its images with kernels on
+  one thread) was measured on 2 cores at batch 8: the same time as the tiles
+  within 3% (mobilevit_xxs, mobilevitv2_050, mobilevitv3_xxs), quiet or with a
+  competing busy process, so minivit keeps the one mechanism.
 - minivit finds cblas_sgemm in the BLAS library NumPy loaded (through
   threadpoolctl), checks it on a small product, and calls it by address. If
   that fails (no threadpoolctl, a BLAS other than OpenBLAS, a failed check),
@@ -95,7 +100,7 @@ def _works(addr, ilp64):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((4, 5)).astype(np.float32)
     c = np.zeros((3, 4), np.float32)
-    sgemm(addr, ilp64, 112, 3, 4, 5, 1.0, a.ctypes.data, 5, b.ctypes.data, 5, 0.0, c.ctypes.data, 4)
+    sgemm(addr, ilp64, 111, 112, 3, 4, 5, 1.0, a.ctypes.data, 5, b.ctypes.data, 5, 0.0, c.ctypes.data, 4)
     return np.allclose(c, a @ b.T, rtol=1e-5, atol=1e-6)
 
 
@@ -138,3 +143,4 @@ _GUARD = _SingleThreadBlas()
 def blas_single_thread():
     """Context manager: NumPy's BLAS runs on one thread inside it (see the module docstring)."""
     return _GUARD
+

@@ -67,7 +67,7 @@ def _attend(fn, ilp64, qkv, heads, scale, scores, keep_scores, out):
         inv = np.empty(N, np.float32)
         seq = qkv[t]                                                     # (N, 3D)
         # S = scale * q k^T: (N, d) @ (d, N), q and k are column blocks of seq (row stride 3D)
-        sgemm(fn, ilp64, TRANS, N, N, d, scale, seq[:, h * d:].ctypes.data, D3,
+        sgemm(fn, ilp64, NO_TRANS, TRANS, N, N, d, scale, seq[:, h * d:].ctypes.data, D3,
               seq[:, D + h * d:].ctypes.data, D3, 0.0, S.ctypes.data, N)
         for i in range(N):
             if keep_scores:
@@ -76,7 +76,7 @@ def _attend(fn, ilp64, qkv, heads, scale, scores, keep_scores, out):
                 inv[i] = np.float32(1.0) / exp_row(S[i], np.float32(1.0))
         # out[t, :, h*d:(h+1)*d] = S @ v: (N, N) @ (N, d), written into its column block of (N, D)
         o = out[t][:, h * d:(h + 1) * d]
-        sgemm(fn, ilp64, NO_TRANS, N, d, N, 1.0, S.ctypes.data, N,
+        sgemm(fn, ilp64, NO_TRANS, NO_TRANS, N, d, N, 1.0, S.ctypes.data, N,
               seq[:, 2 * D + h * d:].ctypes.data, D3, 0.0, o.ctypes.data, D)
         if not keep_scores:
             for i in range(N):

@@ -53,7 +53,7 @@ def _gemm_tiles(fn, ilp64, a, b, out, bias, bias_mode, act, res, has_res, tm, tn
         Bm = b[bi if b.shape[0] > 1 else 0]
         C = out[bi]
         # (m1-m0, K) @ (K, n1-n0) -> the tile of C; row strides K, N and N
-        sgemm(fn, ilp64, NO_TRANS, m1 - m0, n1 - n0, K, 1.0, A[m0:].ctypes.data, K,
+        sgemm(fn, ilp64, NO_TRANS, NO_TRANS, m1 - m0, n1 - n0, K, 1.0, A[m0:].ctypes.data, K,
               Bm[:, n0:].ctypes.data, N, 0.0, C[m0:, n0:].ctypes.data, N)
         _epilogue_tile(C, bias, bias_mode, act, res, has_res, bi, m0, m1, n0, n1)
 
