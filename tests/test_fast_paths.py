@@ -132,7 +132,11 @@ CONV_CASES = [
     (1, 4, 5, 6, 4, 1, 1, 1, 4),      # depthwise 1x1
     (1, 6, 5, 7, 10, 1, 1, 1, 1),     # pointwise
     (2, 3, 1, 1, 4, 1, 1, 1, 1),      # pointwise on a 1x1 map
-    (1, 3, 8, 9, 5, 3, 2, 1, 1),      # dense 3x3 stride 2 (stem-like)
+    (1, 3, 8, 9, 5, 3, 2, 1, 1),      # dense 3x3 stride 2, odd width (plain im2col)
+    (1, 3, 10, 8, 5, 3, 2, 1, 1),     # dense 3x3 stride 2, even width (the stem's phase planes)
+    (2, 2, 7, 6, 4, 3, 2, 1, 1),      # the same, odd height
+    (2, 5, 6, 4, 5, 3, 2, 1, 5),      # depthwise stride 2, even width (phase planes)
+    (1, 2, 2, 2, 2, 3, 2, 1, 2),      # depthwise stride 2 on a 2x2 map
     (1, 4, 3, 3, 6, 3, 1, 2, 1),      # dense 3x3 dilation 2 on a 3x3 map
     (2, 6, 5, 5, 4, 3, 1, 1, 2),      # grouped
     (1, 8, 40, 48, 16, 1, 1, 1, 1),   # pointwise, several tiles
@@ -219,3 +223,38 @@ def test_blas_guard_restores_threads():
             assert lib.get_threads() == 1
         assert lib.get_threads() == 1
     assert lib.get_threads() == before
+
+
+MBCONV_CASES = [
+    # (B, Ci, Ch, Co, H, W, stride, dilation, expand, residual)
+    (1, 8, 16, 8, 32, 32, 1, 1, True, True),      # stride 1 with the residual
+    (2, 6, 12, 10, 33, 34, 2, 1, True, False),    # stride 2, odd height, batch 2
+    (1, 12, 12, 8, 32, 36, 1, 1, False, False),   # no expansion (MobileViT's first block)
+    (1, 8, 16, 8, 32, 40, 1, 2, True, True),      # dilation 2 (DeepLab backbones)
+    (1, 4, 8, 4, 70, 33, 1, 1, True, True),       # several bands, odd width
+    (1, 4, 8, 6, 67, 32, 2, 1, True, False),      # several bands at stride 2
+]
+
+
+@pytest.mark.parametrize("case", MBCONV_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_inverted_residual_fused(mode, case):
+    from minivit.kernels import depthwise
+    B, Ci, Ch, Co, H, W, s, d, expand, residual = case
+    x = rand(B, Ci, H, W)
+    we, be = (rand(Ch, Ci, 1, 1, seed=1) * 0.4, rand(Ch, seed=2)) if expand else (None, None)
+    wd, bd = rand(Ch, 1, 3, 3, seed=3) * 0.4, rand(Ch, seed=4)
+    wp, bp = rand(Co, Ch, 1, 1, seed=5) * 0.3, rand(Co, seed=6)
+    got = depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, s, d, wp, bp, residual)
+    assert got is not None, "the fused path should apply to this case"
+    ref = depthwise.inverted_residual_ref(x, we, be, 1, wd, bd, 1, s, d, wp, bp, residual)
+    assert_close("inverted_residual", got, ref, atol=2e-5, rtol=1e-5)
+
+
+def test_inverted_residual_declines(no_blas):
+    """Without a BLAS address (or for small maps, stride 2 with dilation) the caller runs three convs."""
+    from minivit.kernels import depthwise
+    x, wd, bd, wp, bp = rand(1, 4, 32, 32), rand(4, 1, 3, 3), rand(4), rand(4, 4, 1, 1), rand(4)
+    assert depthwise.inverted_residual(x, None, None, 0, wd, bd, 1, 1, 1, wp, bp, True) is None
+    threads._BLAS = None
+    assert depthwise.inverted_residual(x[:, :, :16, :16].copy(), None, None, 0, wd, bd, 1, 1, 1, wp, bp, True) is None
+    assert depthwise.inverted_residual(x, None, None, 0, wd, bd, 1, 2, 2, wp, bp, False) is None

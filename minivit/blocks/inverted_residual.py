@@ -3,7 +3,12 @@
 1x1 expand (BN, SiLU; absent when the ratio is 1) -> 3x3 depthwise (BN, SiLU,
 stride, dilation) -> 1x1 project (BN, no activation), plus the input when
 stride is 1 and the channel count does not change.
+
+The three convolutions run fused, band by band (kernels/depthwise.py,
+inverted_residual), where that kernel applies; otherwise one after the other.
 """
+from ..kernels.act import ACTS
+from ..kernels.depthwise import inverted_residual
 from ..nn import ConvBNAct, Module
 
 
@@ -16,6 +21,9 @@ def make_divisible(v, divisor=8, min_value=None):
     return new_v
 
 
+_PLAIN_CALL = ConvBNAct.__call__
+
+
 class InvertedResidual(Module):
     def __init__(self, cin, cout, stride, expand_ratio, dilation=1):
         hidden = make_divisible(int(round(cin * expand_ratio)), 8)
@@ -26,6 +34,13 @@ class InvertedResidual(Module):
 
     def __call__(self, x):
         """x (B, Ci, H, W) -> (B, Co, H/stride, W/stride)."""
+        if ConvBNAct.__call__ is _PLAIN_CALL:   # (not while minivit.profile counts each layer's calls)
+            e, dw, p = self.expand, self.dw, self.project
+            y = inverted_residual(x, None if e is None else e._w, None if e is None else e._b,
+                                  0 if e is None else ACTS[e.act], dw._w, dw._b, ACTS[dw.act], dw.stride,
+                                  dw.dilation, p._w, p._b, self.residual)
+            if y is not None:                  # the fused kernel: the expanded map stays in cache
+                return y
         y = x if self.expand is None else self.expand(x)
         y = self.project(self.dw(y))
         if self.residual:

@@ -14,10 +14,10 @@
   sums (the one place fastmath's reassociation is allowed; see jit.py).
 The activation codes are those of act.ACTS: 0 none, 1 SiLU, 2 ReLU.
 
-These are the only jitted functions called from other files. Numba's cache
-does not notice when a callee in another file changes: after editing this
-file, delete the cached kernels (`__pycache__/*.nbi`, `*.nbc`) or run with a
-fresh NUMBA_CACHE_DIR.
+These (and the plane layouts of planes.py) are the only jitted functions called
+from other files. Numba's cache does not notice when a callee in another file
+changes: after editing this file, delete the cached kernels
+(`__pycache__/*.nbi`, `*.nbc`) or run with a fresh NUMBA_CACHE_DIR.
 """
 import numpy as np
 

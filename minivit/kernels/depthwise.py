@@ -1,0 +1,346 @@
+"""Depthwise convolution (groups == channels), as torch's conv2d computes it, on NCHW planes.
+
+x (B, C, H, W), w (C, kh, kw), bias (C,) -> (B, C, Ho, Wo); the reference is
+conv.conv2d_ref with groups = C. The fast version works plane by plane, in
+parallel over (image, channel), on a zero-bordered copy of each plane:
+- stride 1: the whole plane is one vectorised loop over the flattened padded
+  grid (output pixel (y, x) at y*Wp + x; the Wp - Wo columns past each row's
+  end are computed and dropped), which keeps per-row overhead out;
+- stride 2, 3x3 (MobileNet's downsampling): the same on the four phase planes;
+- other strides: each needed row at full width, then every sw-th column.
+The bias is added first and the activation (act.ACTS codes) fused at the end.
+
+`inverted_residual` fuses MobileNetV2's block (1x1 expand, depthwise, 1x1
+project, residual) band by band, so that its widest tensor, the expanded map,
+never leaves the cache (see _mbconv); `inverted_residual_ref` is its definition
+as three plain convolutions.
+"""
+import numpy as np
+
+from ..jit import f32_from_bits, get_pool_threads, jit, jit_fma, pjit, prange, sgemm
+from .elementwise import act_row
+from .planes import pad_plane, phases
+
+
+@jit_fma
+def _taps(flat, wc, beta, step_y, step_x, n, dst):
+    # dst[t] = beta + sum_ij wc[i, j] * flat[t + i*step_y + j*step_x] for t < n: every tap
+    # is a contiguous run of the flattened padded plane; 3x3 in one pass, others tap by tap
+    kh, kw = wc.shape
+    if kh == 3 and kw == 3:
+        a0, b0, c0 = flat[0:n], flat[step_x:step_x + n], flat[2 * step_x:2 * step_x + n]
+        r1, r2 = step_y, 2 * step_y
+        a1, b1, c1 = flat[r1:r1 + n], flat[r1 + step_x:r1 + step_x + n], flat[r1 + 2 * step_x:r1 + 2 * step_x + n]
+        a2, b2, c2 = flat[r2:r2 + n], flat[r2 + step_x:r2 + step_x + n], flat[r2 + 2 * step_x:r2 + 2 * step_x + n]
+        w00, w01, w02 = wc[0, 0], wc[0, 1], wc[0, 2]
+        w10, w11, w12 = wc[1, 0], wc[1, 1], wc[1, 2]
+        w20, w21, w22 = wc[2, 0], wc[2, 1], wc[2, 2]
+        for t in range(n):
+            dst[t] = (beta + (w00 * a0[t] + w01 * b0[t] + w02 * c0[t])
+                      + (w10 * a1[t] + w11 * b1[t] + w12 * c1[t])
+                      + (w20 * a2[t] + w21 * b2[t] + w22 * c2[t]))
+    else:
+        for t in range(n):
+            dst[t] = beta
+        for i in range(kh):
+            for j in range(kw):
+                off = i * step_y + j * step_x
+                a = flat[off:off + n]
+                wv = wc[i, j]
+                for t in range(n):
+                    dst[t] += wv * a[t]
+
+
+@jit_fma
+def _taps3_rows(r0, r1, r2, wc, beta, dst):
+    # dst[t] = beta + the nine taps of a 3x3 kernel at horizontal stride 1 and dilation 1,
+    # from three padded input rows: the common strided case, one row at a time
+    w00, w01, w02 = wc[0, 0], wc[0, 1], wc[0, 2]
+    w10, w11, w12 = wc[1, 0], wc[1, 1], wc[1, 2]
+    w20, w21, w22 = wc[2, 0], wc[2, 1], wc[2, 2]
+    for t in range(dst.shape[0]):
+        dst[t] = (beta + (w00 * r0[t] + w01 * r0[t + 1] + w02 * r0[t + 2])
+                  + (w10 * r1[t] + w11 * r1[t + 1] + w12 * r1[t + 2])
+                  + (w20 * r2[t] + w21 * r2[t + 1] + w22 * r2[t + 2]))
+
+
+@jit
+def _dw_plane(src, wc, beta, sh, sw, ph, pw, dh, dw, act, buf, wide, tmp, dst):
+    # One plane: src (H, W) -> dst (Ho, Wo), through the scratch buf (Hp, Wp) (zero-bordered
+    # copy), wide ((Ho-1)*Wp + Wo,) at stride 1, tmp (Wf,) when strided.
+    kh, kw = wc.shape
+    Ho, Wo = dst.shape
+    Hp, Wp = buf.shape
+    pad_plane(src, ph, pw, buf)
+    flat = buf.reshape(Hp * Wp)
+    if sh == 1 and sw == 1:
+        m = wide.shape[0]
+        _taps(flat, wc, beta, dh * Wp, dw, m, wide)
+        act_row(wide, np.float32(0.0), act)              # the bias is in already
+        for oy in range(Ho):
+            orow, row = dst[oy], wide[oy * Wp:oy * Wp + Wo]
+            for t in range(Wo):
+                orow[t] = row[t]
+        return
+    for oy in range(Ho):
+        if kh == 3 and kw == 3 and dw == 1:
+            _taps3_rows(buf[oy * sh], buf[oy * sh + dh], buf[oy * sh + 2 * dh], wc, beta, tmp)
+        else:
+            _taps(flat[oy * sh * Wp:], wc, beta, dh * Wp, dw, tmp.shape[0], tmp)
+        orow = dst[oy]
+        for t in range(Wo):
+            orow[t] = tmp[t * sw]
+    act_row(dst.reshape(Ho * Wo), np.float32(0.0), act)
+
+
+@jit_fma
+def _taps_s2(P, wc, beta, n, dst):
+    # dst[t] = beta + the nine taps of a 3x3 stride-2 conv, t over the flattened (Hq, Wq)
+    # output grid: tap (i, j) reads phase (i % 2, j % 2) shifted by (i // 2, j // 2)
+    Hq, Wq = P.shape[2], P.shape[3]
+    f = P.reshape(4, Hq * Wq)
+    p00, p01, p10, p11 = f[0], f[1], f[2], f[3]
+    a0, b0, c0 = p00[0:n], p01[0:n], p00[1:1 + n]               # i = 0: phase row 0
+    a1, b1, c1 = p10[0:n], p11[0:n], p10[1:1 + n]               # i = 1: phase row 1
+    a2, b2, c2 = p00[Wq:Wq + n], p01[Wq:Wq + n], p00[Wq + 1:Wq + 1 + n]   # i = 2: phase row 0, next
+    w00, w01, w02 = wc[0, 0], wc[0, 1], wc[0, 2]
+    w10, w11, w12 = wc[1, 0], wc[1, 1], wc[1, 2]
+    w20, w21, w22 = wc[2, 0], wc[2, 1], wc[2, 2]
+    for t in range(n):
+        dst[t] = (beta + (w00 * a0[t] + w01 * b0[t] + w02 * c0[t])
+                  + (w10 * a1[t] + w11 * b1[t] + w12 * c1[t])
+                  + (w20 * a2[t] + w21 * b2[t] + w22 * c2[t]))
+
+
+@jit
+def _dw_plane_s2(src, wc, beta, act, P, wide, dst):
+    # The MobileNet downsampling case (3x3, stride 2, padding 1, no dilation, even width) on one
+    # plane: split into phases, then one loop over the flattened output grid, like stride 1.
+    Ho, Wo = dst.shape
+    Wq = P.shape[3]
+    phases(src, P)
+    _taps_s2(P, wc, beta, wide.shape[0], wide)
+    act_row(wide, np.float32(0.0), act)
+    for oy in range(Ho):
+        orow, row = dst[oy], wide[oy * Wq:oy * Wq + Wo]
+        for t in range(Wo):
+            orow[t] = row[t]
+
+
+@pjit
+def _depthwise(x, w, bias, sh, sw, ph, pw, dh, dw, act, out):
+    # x (B, C, H, W); w (C, kh, kw); bias (C,); act code (0 none, 1 SiLU, 2 ReLU); out (B, C, Ho, Wo)
+    # Parallel over (image, channel) planes, in chunks that share their scratch buffers. Each
+    # plane is copied into a zero-bordered scratch plane (Hp, Wp), so taps need no bounds
+    # tests. At stride 1 the whole plane is then one loop over the flattened padded grid
+    # (output pixel (y, x) at y*Wp + x; the Wp - Wo columns past each row's end are computed
+    # and dropped), which keeps per-row overhead out. A strided conv computes each needed row
+    # at full width and keeps every sw-th column: contiguous taps and one strided read per
+    # output beat strided reads for every tap.
+    B, C, H, W = x.shape
+    kh, kw = w.shape[1], w.shape[2]
+    Ho, Wo = out.shape[2], out.shape[3]
+    Wf = (Wo - 1) * sw + 1                                   # full-resolution width of a row
+    Hp = max(H + 2 * ph, (Ho - 1) * sh + (kh - 1) * dh + 1)
+    Wp = max(W + 2 * pw, Wf + (kw - 1) * dw)
+    planes = B * C
+    chunks = min(planes, 64)
+    per = (planes + chunks - 1) // chunks
+    phased = (kh == 3 and kw == 3 and sh == 2 and sw == 2 and ph == 1 and pw == 1 and dh == 1 and dw == 1
+              and W % 2 == 0 and Ho == (H + 1) // 2 and Wo == W // 2)
+    if phased:
+        for k in prange(chunks):
+            P = np.empty((2, 2, Ho + 1, Wo + 1), np.float32)
+            wide = np.empty((Ho - 1) * (Wo + 1) + Wo, np.float32)
+            for bc in range(k * per, min(planes, (k + 1) * per)):
+                n, c = bc // C, bc % C
+                _dw_plane_s2(x[n, c], w[c], bias[c], act, P, wide, out[n, c])
+        return
+    for k in prange(chunks):
+        buf = np.empty((Hp, Wp), np.float32)
+        wide = np.empty((Ho - 1) * Wp + Wo if sh == 1 and sw == 1 else 1, np.float32)
+        tmp = np.empty(Wf, np.float32)
+        for bc in range(k * per, min(planes, (k + 1) * per)):
+            n, c = bc // C, bc % C
+            _dw_plane(x[n, c], w[c], bias[c], sh, sw, ph, pw, dh, dw, act, buf, wide, tmp, out[n, c])
+
+
+def depthwise(x, w, bias, stride, padding, dilation, act, out):
+    """Depthwise conv into out (B, C, Ho, Wo): x (B, C, H, W), w (C, kh, kw), bias (C,), act code."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    _depthwise(x, w, bias, sh, sw, ph, pw, dh, dw, act, out)
+    return out
+
+
+# ----------------------------------------------------------------------------- the inverted residual, fused
+
+def inverted_residual_ref(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, stride, dilation,
+                          w_proj, b_proj, residual):
+    """MobileNetV2's block as three convolutions (conv.conv2d_ref): 1x1 expand (if any), 3x3
+    depthwise, 1x1 project, plus x if residual. Weights are 4-D conv weights; act codes 0/1/2."""
+    from .act import bias_act_ref
+    from .conv import conv2d_ref
+    names = {0: None, 1: "silu", 2: "relu"}
+
+    def conv_act(a, w, b, code, **kw):
+        y = conv2d_ref(a, w, b, **kw)
+        return bias_act_ref(y.reshape(y.shape[0], y.shape[1], -1), None, names[code]).reshape(y.shape)
+    h = x if w_expand is None else conv_act(x, w_expand, b_expand, act_expand)
+    h = conv_act(h, w_dw, b_dw, act_dw, stride=stride, padding=dilation, dilation=dilation, groups=w_dw.shape[0])
+    y = conv2d_ref(h, w_proj, b_proj)
+    return y + x if residual else y
+
+
+SMALL = 1_000_000      # OpenBLAS's unpacked small-matrix limit on M*N*K (see matmul.py)
+
+
+@jit
+def _gemm_cols(fn, ilp64, M, N, K, a, lda, b, ldb, c, ldc):
+    # C (M, N) = A (M, K) @ B (K, N) at addresses a, b, c (row strides lda, ldb, ldc), in column
+    # tiles small enough for OpenBLAS's small-matrix path
+    tn = max(16, SMALL // max(1, M * K) // 16 * 16)
+    for t0 in range(0, N, tn):
+        sgemm(fn, ilp64, 111, 111, M, min(tn, N - t0), K, 1.0, a, lda, b + 4 * t0, ldb, 0.0, c + 4 * t0, ldc)
+
+
+@jit
+def _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0, y1, hid, row0, d, tmp):
+    # Hidden rows [y0, y1) of one image into hid[:, row0:row0 + y1 - y0, d:d + W]: rows inside
+    # the map are expanded (1x1 conv, bias, act) or copied (no expansion), rows outside are 0.
+    Ch = hid.shape[0]
+    lo, hi = max(0, y0), min(H, y1)
+    for y in range(y0, y1):                                  # rows in the zero border of the map
+        if y < lo or y >= hi:
+            for c in range(Ch):
+                dst = hid[c, row0 + y - y0, d:d + W]
+                for t in range(W):
+                    dst[t] = 0.0
+    if hi <= lo:
+        return
+    nv = hi - lo
+    if has_expand:
+        Ci = we.shape[1]
+        # (Ch, Ci) @ (Ci, nv*W) -> tmp: input rows [lo, hi) of every channel (row stride H*W)
+        _gemm_cols(fn, ilp64, Ch, nv * W, Ci, we.ctypes.data, Ci, xb[:, lo * W:].ctypes.data, H * W,
+                   tmp.ctypes.data, nv * W)
+    flat = tmp.reshape(tmp.size)                             # the product is (Ch, nv*W), row stride nv*W
+    for c in range(Ch):
+        for j in range(nv):
+            dst = hid[c, row0 + lo - y0 + j, d:d + W]
+            if has_expand:
+                src = flat[(c * nv + j) * W:(c * nv + j + 1) * W]
+            else:
+                src = xb[c, (lo + j) * W:(lo + j + 1) * W]
+            for t in range(W):
+                dst[t] = src[t]
+            if has_expand:
+                act_row(dst, be[c], ae)
+
+
+@pjit
+def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, residual, R, G, out):
+    # x (B, Ci, H, W) -> out (B, Co, Ho, Wo) through the hidden map (B, Ch, H, W), band by band:
+    # a band is R output rows of one image. Its hidden rows are expanded into a zero-bordered
+    # band buffer (the border written here, so the depthwise needs no copy), the depthwise runs
+    # on it, and the projection writes straight into the output rows. The hidden map never
+    # exists whole: a band stays in cache. Each image's bands are cut into G groups (one loop
+    # step each); within a group, the rows two bands share are kept, not recomputed.
+    # we (Ch, Ci), be (Ch,), ae act code [has_expand]; wd (Ch, 3, 3), bd (Ch,), ad act code;
+    # wp (Co, Ch), bp (Co,); stride s (1, or 2 with d == 1), dilation d = padding.
+    B, Ci, H, W = x.shape
+    Ch, Co = wd.shape[0], wp.shape[0]
+    Ho, Wo = out.shape[2], out.shape[3]
+    nb = (Ho + R - 1) // R                                   # bands per image
+    per = (nb + G - 1) // G                                  # bands per group
+    Wp = W + 2 * d
+    rmax = (R - 1) * s + 2 * d + 1                           # hidden rows of a full band
+    for u in prange(B * G):
+        b, g = u // G, u % G
+        xb = x[b].reshape(Ci, H * W)
+        ob = out[b].reshape(Co, Ho * Wo)
+        hid = np.zeros((Ch, rmax, Wp), np.float32)           # border columns stay 0 throughout
+        tmp = np.empty((Ch, rmax * W), np.float32)
+        dwo = np.empty((Ch, R * Wo), np.float32)
+        wide = np.empty((R - 1) * Wp + Wo, np.float32)
+        full = np.empty(2 * Wo, np.float32)                  # even length: read back as uint64 pairs
+        pairs = full.view(np.uint64)
+        have0, have1 = 0, 0                                  # hidden rows [have0, have1) in hid
+        for k in range(g * per, min(nb, (g + 1) * per)):
+            oy0 = k * R
+            r = min(Ho, oy0 + R) - oy0
+            y0, rin = oy0 * s - d, (r - 1) * s + 2 * d + 1   # this band's hidden rows [y0, y0 + rin)
+            keep = max(0, have1 - y0) if have1 > have0 else 0
+            for c in range(Ch):                              # rows shared with the previous band: to the top
+                for j in range(keep):
+                    dst, src = hid[c, j], hid[c, y0 - have0 + j]
+                    for t in range(Wp):
+                        dst[t] = src[t]
+            _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0 + keep, y0 + rin, hid, keep, d, tmp)
+            have0, have1 = y0, y0 + rin
+            # depthwise over the band -> dwo (Ch, r*Wo), bias and activation fused
+            for c in range(Ch):
+                if s == 1:
+                    m = (r - 1) * Wp + Wo
+                    _taps(hid[c].reshape(rmax * Wp), wd[c], bd[c], d * Wp, d, m, wide)
+                    for j in range(r):
+                        dst, src = dwo[c, j * Wo:(j + 1) * Wo], wide[j * Wp:j * Wp + Wo]
+                        for t in range(Wo):
+                            dst[t] = src[t]
+                else:
+                    for j in range(r):
+                        _taps3_rows(hid[c, 2 * j], hid[c, 2 * j + 1], hid[c, 2 * j + 2], wd[c], bd[c],
+                                    full[:2 * Wo - 1])
+                        dst = dwo[c, j * Wo:(j + 1) * Wo]
+                        for t in range(Wo):
+                            dst[t] = f32_from_bits(pairs[t])      # the even columns: stride 2
+                act_row(dwo[c, :r * Wo], np.float32(0.0), ad)
+            # project: (Co, Ch) @ (Ch, r*Wo) -> the band's rows of out (row stride Ho*Wo), + bias (+ x)
+            _gemm_cols(fn, ilp64, Co, r * Wo, Ch, wp.ctypes.data, Ch, dwo.ctypes.data, R * Wo,
+                       ob[:, oy0 * Wo:].ctypes.data, Ho * Wo)
+            for co in range(Co):
+                row, beta = ob[co, oy0 * Wo:(oy0 + r) * Wo], bp[co]
+                if residual:
+                    xr = xb[co, oy0 * Wo:(oy0 + r) * Wo]
+                    for t in range(r * Wo):
+                        row[t] += beta + xr[t]
+                else:
+                    for t in range(r * Wo):
+                        row[t] += beta
+
+
+BAND_BYTES = 256 * 1024     # a hidden band of about this size, so a band's work stays in the 1 MB L2
+
+
+def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, stride, dilation,
+                      w_proj, b_proj, residual):
+    """The fused block, or None when it does not apply (the caller then runs the three convs).
+
+    x (B, Ci, H, W) float32; w_expand (Ch, Ci, 1, 1) or None; w_dw (Ch, 1, 3, 3); w_proj (Co, Ch, 1, 1);
+    biases 1-D (b_expand may be None only without expansion); act codes 0/1/2; padding = dilation.
+    Applies to stride 1 (any dilation) and stride 2 (dilation 1), 3x3, maps of 32 x 32 and more,
+    with a usable BLAS address.
+    """
+    from ..threads import blas, blas_single_thread
+    lib = blas()
+    B, Ci, H, W = x.shape
+    if (not lib.sgemm or w_dw.shape[2:] != (3, 3) or stride not in (1, 2) or (stride == 2 and dilation != 1)
+            or H * W < 32 * 32 or b_dw is None or b_proj is None):
+        return None
+    Ch, Co = w_dw.shape[0], w_proj.shape[0]
+    Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
+    row_bytes = 4 * Ch * (W + 2 * dilation)
+    R = max(1, (BAND_BYTES // row_bytes - 2 * dilation - 1) // stride + 1)
+    has_expand = w_expand is not None
+    we = w_expand.reshape(Ch, Ci) if has_expand else _NO_W
+    be = b_expand if has_expand else _NO_B
+    nb = -(-Ho // R)
+    G = min(nb, max(1, -(-get_pool_threads() // B)))       # groups of bands: enough for the threads
+    out = np.empty((B, Co, Ho, Wo), np.float32)
+    with blas_single_thread():
+        _mbconv(lib.sgemm, lib.ilp64, x, we, be, act_expand, has_expand, w_dw.reshape(Ch, 3, 3), b_dw, act_dw,
+                stride, dilation, w_proj.reshape(Co, Ch), b_proj, residual, R, G, out)
+    return out
+
+
+_NO_W = np.zeros((1, 1), np.float32)
+_NO_B = np.zeros(1, np.float32)
