@@ -16,7 +16,7 @@ from ..blocks.mobilevit_v3 import MobileViTv3BlockV1, MobileViTv3BlockV2
 from ..errors import InputError
 from ..kernels.pool import global_avg_pool
 from ..nn import ConvBNAct, Linear, Module
-from ..threads import blas_single_thread
+from ..threads import blas_single_thread, split_batch
 from .config import MV2Stage
 
 # config.block -> a function building the MobileViT block of a ViTStage
@@ -62,9 +62,13 @@ class Network(Module):
     """What every minivit network shares: the input check, the thread policy for one
     pass (see minivit/threads.py), and `trace`. Subclasses define forward(x, record)."""
 
+    split_images = False                   # True: a batch runs one image at a time (threads.split_batch)
+
     def __call__(self, x):
         """The network's output for x (N, 3, H, W): RGB in [0, 1] (see the class's forward)."""
         with blas_single_thread():         # once per pass, not per matmul
+            if self.split_images:
+                return split_batch(self.forward, check_input(x))
             return self.forward(check_input(x))
 
     def trace(self, x):
@@ -79,6 +83,8 @@ class Network(Module):
 
 
 class MobileViT(Network):
+    split_images = True                    # logits (B, classes): images are independent, join in order
+
     def __init__(self, config, num_classes=1000, output_stride=32, classifier=True):
         """output_stride 16 or 8 dilates layer_5 (and layer_4) instead of striding them;
         classifier=False leaves out conv_1x1_exp and the classifier (a backbone for dense heads)."""
