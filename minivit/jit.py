@@ -166,3 +166,16 @@ def _sgemm_jit(fn, ilp64, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, 
         _sgemm_intrinsic(fn, ilp64, transa, transb, m, n, k, np.float32(alpha), a, lda, b, ldb,
                          np.float32(beta), c, ldc)
     return impl
+
+
+def pool_is_threadsafe():
+    """Whether Numba's pool may be entered from several Python threads at once.
+
+    True for the TBB and OpenMP layers; False for "workqueue", the fallback
+    where neither loads (it aborts the process on concurrent launches); None
+    before the first parallel kernel has run and chosen the layer.
+    """
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:
+        return None

@@ -36,12 +36,13 @@ as in Numba) or NUMBA_NUM_THREADS before the first import.
 """
 import ctypes
 import threading
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from .jit import get_pool_threads, set_pool_threads, sgemm
+from .jit import get_pool_threads, pool_is_threadsafe, set_pool_threads, sgemm
 
 
 def set_num_threads(n):
@@ -172,7 +173,7 @@ def split_batch(fn, x):
     same as fn(x): every kernel computes each image on its own.
     """
     n, B = get_pool_threads(), x.shape[0]
-    if B < 2:
+    if B < 2 or not pool_is_threadsafe():      # workqueue layer: one launching thread only
         return fn(x)
     out = [None] * B
     taken = iter(range(B))
@@ -196,3 +197,22 @@ def split_batch(fn, x):
     for h in helpers:
         h.result()
     return np.concatenate(out, axis=0)
+
+
+_POOL_LOCK = threading.RLock()
+
+
+@contextmanager
+def pool_guard():
+    """One forward pass at a time where Numba's pool is not threadsafe.
+
+    Under the workqueue threading layer two threads launching parallel kernels
+    at once abort the process, so there whole passes are serialised (and the
+    first pass, which picks the layer, always is). Under OpenMP or TBB this is
+    free and passes from several threads run side by side.
+    """
+    if pool_is_threadsafe():
+        yield
+    else:
+        with _POOL_LOCK:
+            yield

@@ -77,3 +77,28 @@ def test_unwritable_cache_dir_still_works(tmp_path):
     got, stderr = run_fresh(tmp_path, NUMBA_CACHE_DIR=str(blocker / "numba"))
     np.testing.assert_allclose(got, reference(), rtol=0, atol=1e-6)
     assert "Traceback" not in stderr
+
+
+THREADS_SCRIPT = textwrap.dedent("""
+    import threading, numpy as np, minivit, numba
+    m = minivit.create_model("mobilevit_xxs")
+    xs = [np.random.default_rng(i).uniform(0, 1, (1 + i % 3, 3, 64, 64 + 8 * i)).astype(np.float32)
+          for i in range(4)]
+    serial = [m(x) for x in xs]
+    assert numba.threading_layer() == "workqueue", numba.threading_layer()
+    res = [[] for _ in xs]
+    def run(i):
+        for _ in range(4):
+            res[i].append(m(xs[i]))
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(xs))]
+    [t.start() for t in ts]; [t.join() for t in ts]
+    assert all(np.array_equal(r, s) for rs, s in zip(res, serial) for r in rs)
+    print("ok")
+""")
+
+
+def test_threads_under_the_workqueue_layer_do_not_abort():
+    """Numba's fallback layer aborts on concurrent launches; minivit serialises passes there."""
+    proc = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -16,7 +16,7 @@ from ..blocks.mobilevit_v3 import MobileViTv3BlockV1, MobileViTv3BlockV2
 from ..errors import InputError
 from ..kernels.pool import global_avg_pool
 from ..nn import ConvBNAct, Linear, Module
-from ..threads import blas_single_thread, split_batch
+from ..threads import blas_single_thread, pool_guard, split_batch
 from .config import MV2Stage
 
 # config.block -> a function building the MobileViT block of a ViTStage
@@ -66,7 +66,7 @@ class Network(Module):
 
     def __call__(self, x):
         """The network's output for x (N, 3, H, W): RGB in [0, 1] (see the class's forward)."""
-        with blas_single_thread():         # once per pass, not per matmul
+        with pool_guard(), blas_single_thread():     # once per pass, not per matmul
             if self.split_images:
                 return split_batch(self.forward, check_input(x))
             return self.forward(check_input(x))
@@ -77,7 +77,7 @@ class Network(Module):
 
         def record(name, a):
             out[name] = a.copy()
-        with blas_single_thread():
+        with pool_guard(), blas_single_thread():
             self.forward(check_input(x), record)
         return out
 
