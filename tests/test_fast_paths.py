@@ -236,25 +236,43 @@ MBCONV_CASES = [
 ]
 
 
+def mbconv_weights(Ci, Ch, Co, expand):
+    we, be = (rand(Ch, Ci, 1, 1, seed=1) * 0.4, rand(Ch, seed=2)) if expand else (None, None)
+    return we, be, rand(Ch, 1, 3, 3, seed=3) * 0.4, rand(Ch, seed=4), rand(Co, Ch, 1, 1, seed=5) * 0.3, rand(Co, seed=6)
+
+
 @pytest.mark.parametrize("case", MBCONV_CASES, ids=lambda c: "x".join(map(str, c)))
-def test_inverted_residual_fused(mode, case):
+def test_inverted_residual_fused(mode, case, monkeypatch):
+    """Small shapes, with the size threshold lowered so that the fused path runs on them."""
     from minivit.kernels import depthwise
+    monkeypatch.setattr(depthwise, "FUSE_BYTES", 0)
+    monkeypatch.setattr(depthwise, "BAND_BYTES", 16 * 1024)     # several bands even on small maps
     B, Ci, Ch, Co, H, W, s, d, expand, residual = case
     x = rand(B, Ci, H, W)
-    we, be = (rand(Ch, Ci, 1, 1, seed=1) * 0.4, rand(Ch, seed=2)) if expand else (None, None)
-    wd, bd = rand(Ch, 1, 3, 3, seed=3) * 0.4, rand(Ch, seed=4)
-    wp, bp = rand(Co, Ch, 1, 1, seed=5) * 0.3, rand(Co, seed=6)
+    we, be, wd, bd, wp, bp = mbconv_weights(Ci, Ch, Co, expand)
     got = depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, s, d, wp, bp, residual)
     assert got is not None, "the fused path should apply to this case"
     ref = depthwise.inverted_residual_ref(x, we, be, 1, wd, bd, 1, s, d, wp, bp, residual)
     assert_close("inverted_residual", got, ref, atol=2e-5, rtol=1e-5)
 
 
-def test_inverted_residual_declines(no_blas):
-    """Without a BLAS address (or for small maps, stride 2 with dilation) the caller runs three convs."""
+def test_inverted_residual_at_full_size():
+    """The real thresholds: a 64x64 map with 96 hidden channels is fused, a 32x32 one is not."""
     from minivit.kernels import depthwise
-    x, wd, bd, wp, bp = rand(1, 4, 32, 32), rand(4, 1, 3, 3), rand(4), rand(4, 4, 1, 1), rand(4)
-    assert depthwise.inverted_residual(x, None, None, 0, wd, bd, 1, 1, 1, wp, bp, True) is None
+    x = rand(1, 16, 64, 64)
+    we, be, wd, bd, wp, bp = mbconv_weights(16, 96, 16, True)
+    got = depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True)
+    assert got is not None
+    ref = depthwise.inverted_residual_ref(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True)
+    assert_close("inverted_residual (64x64)", got, ref, atol=2e-5, rtol=1e-5)
+    assert depthwise.inverted_residual(x[:, :, :32, :32].copy(), we, be, 1, wd, bd, 1, 1, 1, wp, bp, True) is None
+
+
+def test_inverted_residual_declines(no_blas):
+    """Without a BLAS address, or at stride 2 with dilation, the caller runs three convs."""
+    from minivit.kernels import depthwise
+    x = rand(1, 16, 64, 64)
+    we, be, wd, bd, wp, bp = mbconv_weights(16, 96, 16, True)
+    assert depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True) is None
     threads._BLAS = None
-    assert depthwise.inverted_residual(x[:, :, :16, :16].copy(), None, None, 0, wd, bd, 1, 1, 1, wp, bp, True) is None
-    assert depthwise.inverted_residual(x, None, None, 0, wd, bd, 1, 2, 2, wp, bp, False) is None
+    assert depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 2, 2, wp, bp, False) is None

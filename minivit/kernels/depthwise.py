@@ -309,6 +309,7 @@ def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, resi
 
 
 BAND_BYTES = 256 * 1024     # a hidden band of about this size, so a band's work stays in the 1 MB L2
+FUSE_BYTES = 1536 * 1024    # fuse only when one image's hidden map is at least this large
 
 
 def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, stride, dilation,
@@ -317,14 +318,15 @@ def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, str
 
     x (B, Ci, H, W) float32; w_expand (Ch, Ci, 1, 1) or None; w_dw (Ch, 1, 3, 3); w_proj (Co, Ch, 1, 1);
     biases 1-D (b_expand may be None only without expansion); act codes 0/1/2; padding = dilation.
-    Applies to stride 1 (any dilation) and stride 2 (dilation 1), 3x3, maps of 32 x 32 and more,
-    with a usable BLAS address.
+    Applies to stride 1 (any dilation) and stride 2 (dilation 1), 3x3, with a usable BLAS address,
+    when the hidden map of one image is larger than the L2 cache (FUSE_BYTES); below that the three
+    convolutions one after the other were as fast or faster.
     """
     from ..threads import blas, blas_single_thread
     lib = blas()
     B, Ci, H, W = x.shape
     if (not lib.sgemm or w_dw.shape[2:] != (3, 3) or stride not in (1, 2) or (stride == 2 and dilation != 1)
-            or H * W < 32 * 32 or b_dw is None or b_proj is None):
+            or 4 * w_dw.shape[0] * H * W < FUSE_BYTES or b_dw is None or b_proj is None):
         return None
     Ch, Co = w_dw.shape[0], w_proj.shape[0]
     Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
