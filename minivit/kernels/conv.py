@@ -14,12 +14,16 @@ Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1 (likewise Wo).
 Each path ends in a fused epilogue: act(conv + bias) + residual. Batch norm is
 not here: layers fold it into w and bias when weights load.
 """
+import weakref
+
 import numpy as np
 
-from ..jit import jit, pjit, prange
+from ..jit import jit, pjit, prange, sgemm
+from ..threads import blas, blas_single_thread
 from .act import ACTS, bias_act_
 from .depthwise import _depthwise, depthwise  # noqa: F401  (_depthwise: shown as conv._depthwise in tutorial 8)
-from .matmul import gemm
+from .elementwise import act_row
+from .matmul import SMALL, gemm
 from .planes import pad_plane, phases
 
 
@@ -157,6 +161,56 @@ def _compact(wide, Wp, res, has_res, out):
                     o[t] = row[t]
 
 
+@pjit
+def _pad_planes(x, ph, pw, xp):
+    # x (B, C, H, W) -> xp (B, C, Hp, Wp): every plane inside its zero border
+    B, C = x.shape[0], x.shape[1]
+    for bc in prange(B * C):
+        pad_plane(x[bc // C, bc % C], ph, pw, xp[bc // C, bc % C])
+
+
+@pjit
+def _conv_taps(fn, ilp64, xp, wt, bias, has_bias, act, kw, dh, dw, tn, wide):
+    # Stride-1 dense conv as one matmul per kernel tap, accumulated: for tap (i, j),
+    # wide (Co, Lw) += wt[tap] (Co, Ci) @ the padded planes shifted by i*dh*Wp + j*dw, read in
+    # place (Ci rows, row stride Hp*Wp): no im2col. Columns are output pixels on the Wp-wide
+    # grid (see _im2col_wide), cut into tiles of tn (OpenBLAS's small-matrix path); one loop
+    # step per (image, tile), then the bias/activation epilogue on the tile.
+    B, Ci, Hp, Wp = xp.shape
+    T, Co = wt.shape[0], wt.shape[1]
+    Lw = wide.shape[2]
+    nt = (Lw + tn - 1) // tn
+    for u in prange(B * nt):
+        b, k = u // nt, u % nt
+        t0 = k * tn
+        n = min(Lw, t0 + tn) - t0
+        src = xp[b].reshape(Ci, Hp * Wp)
+        dst = wide[b]
+        for tap in range(T):
+            off = (tap // kw) * dh * Wp + (tap % kw) * dw + t0
+            sgemm(fn, ilp64, 111, 111, Co, n, Ci, 1.0, wt[tap].ctypes.data, Ci, src[:, off:].ctypes.data,
+                  Hp * Wp, 0.0 if tap == 0 else 1.0, dst[:, t0:].ctypes.data, Lw)
+        for co in range(Co):
+            act_row(dst[co, t0:t0 + n], bias[co] if has_bias else np.float32(0.0), act)
+
+
+_TAPS = {}      # id(w) -> (weakref to w, w as (kh*kw, Co, Ci)): weights repacked once per weight array
+
+
+def _tap_major(w):
+    """w (Co, Ci, kh, kw) -> (kh*kw, Co, Ci), cached while w lives (layers keep their folded weights)."""
+    hit = _TAPS.get(id(w))
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    Co, Ci, kh, kw = w.shape
+    # (Co, Ci, kh, kw) -> (kh, kw, Co, Ci) -> (kh*kw, Co, Ci)
+    wt = np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw, Co, Ci)
+    if len(_TAPS) > 512:
+        _TAPS.clear()
+    _TAPS[id(w)] = (weakref.ref(w), wt)
+    return wt
+
+
 _ZERO_BIAS = {}
 _NO_RES = np.zeros((1, 1, 1, 1), np.float32)
 
@@ -192,13 +246,24 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, act=None,
         y = gemm(w.reshape(Co, Ci), x.reshape(B, Ci, H * W), bias, "rows", act, res)
         return y.reshape(B, Co, Ho, Wo)
     if groups == 1 and sh == sw == 1 and (kh > 1 or kw > 1):
-        # stride 1: im2col on the padded-width grid (contiguous copies), then drop the extra columns
-        Wp = W + 2 * pw
+        # stride 1: output pixels on the padded-width grid Wp wide; the extra columns are dropped
+        Hp, Wp = H + 2 * ph, W + 2 * pw
         Lw = (Ho - 1) * Wp + Wo
-        cols = np.empty((B, Ci * kh * kw, Lw), np.float32)
-        _im2col_wide(x, kh, kw, ph, pw, dh, dw, Wp, cols)
-        # (Co, Ci*kh*kw) @ (B, Ci*kh*kw, Lw) -> (B, Co, Lw)
-        wide = gemm(w.reshape(Co, cig * kh * kw), cols, bias, "rows", act)
+        lib = blas()
+        if lib.sgemm:
+            # one matmul per tap on the padded planes, accumulated: no im2col
+            xp = np.empty((B, Ci, Hp, Wp), np.float32)
+            _pad_planes(x, ph, pw, xp)
+            wide = np.empty((B, Co, Lw), np.float32)
+            tn = min(Lw, max(64, SMALL // max(1, Co * Ci) // 16 * 16))
+            with blas_single_thread():
+                _conv_taps(lib.sgemm, lib.ilp64, xp, _tap_major(w), _zeros(Co) if bias is None else bias,
+                           bias is not None, ACTS[act], kw, dh, dw, tn, wide)
+        else:
+            cols = np.empty((B, Ci * kh * kw, Lw), np.float32)
+            _im2col_wide(x, kh, kw, ph, pw, dh, dw, Wp, cols)
+            # (Co, Ci*kh*kw) @ (B, Ci*kh*kw, Lw) -> (B, Co, Lw)
+            wide = gemm(w.reshape(Co, cig * kh * kw), cols, bias, "rows", act)
         out = np.empty((B, Co, Ho, Wo), np.float32)
         _compact(wide, Wp, _NO_RES if residual is None else residual, residual is not None, out)
         return out
