@@ -151,6 +151,15 @@ def blas_single_thread():
     return _GUARD
 
 
+def blas_held():
+    """True while some caller is inside blas_single_thread (a cheap check for nested kernels).
+
+    Read without the lock: a caller that sees True runs inside another's guard; should that
+    one leave at that instant, only speed is at stake (BLAS back to its threads), not results.
+    """
+    return _GUARD.depth > 0
+
+
 
 _EXECUTOR = None
 _EXECUTOR_LOCK = threading.Lock()

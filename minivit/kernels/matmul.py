@@ -12,10 +12,12 @@ epilogue, while the tile is still in cache (see minivit/threads.py for why BLAS
 runs inside Numba's pool). Without a usable BLAS address, np.matmul does the
 product and a Numba loop the epilogue.
 """
+import functools
+
 import numpy as np
 
 from ..jit import jit, pjit, prange, sgemm
-from ..threads import blas, blas_single_thread
+from ..threads import blas, blas_single_thread, blas_held
 from .act import ACTS
 from .elementwise import act_row, act_row_vec
 
@@ -71,6 +73,7 @@ SMALL = 1_000_000   # OpenBLAS multiplies M*N*K <= 100**3 without packing: twice
 TILE_OUT = 1 << 15  # otherwise at most this many outputs per tile (128 KB), so the epilogue hits cache
 
 
+@functools.lru_cache(maxsize=1024)
 def tiles(M, N, K):
     """Tile shape (tm, tn) for an M x N output with inner dimension K.
 
@@ -108,8 +111,11 @@ def gemm(a, b, bias=None, bias_on="rows", act=None, residual=None, out=None, act
     lib = blas()
     if lib.sgemm and M and N:
         tm, tn = tiles(M, N, K)
-        with blas_single_thread():
+        if blas_held():                    # inside a model's pass: BLAS is on one thread already
             _gemm_tiles(lib.sgemm, lib.ilp64, a3, b3, out, bias, mode, code, res, residual is not None, tm, tn)
+        else:
+            with blas_single_thread():
+                _gemm_tiles(lib.sgemm, lib.ilp64, a3, b3, out, bias, mode, code, res, residual is not None, tm, tn)
     else:
         np.matmul(a3, b3, out=out)
         if mode or code or residual is not None:
