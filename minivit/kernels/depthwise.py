@@ -197,8 +197,11 @@ SMALL = 1_000_000      # OpenBLAS's unpacked small-matrix limit on M*N*K (see ma
 @jit
 def _gemm_cols(fn, ilp64, M, N, K, a, lda, b, ldb, c, ldc):
     # C (M, N) = A (M, K) @ B (K, N) at addresses a, b, c (row strides lda, ldb, ldc), in column
-    # tiles small enough for OpenBLAS's small-matrix path
-    tn = max(16, SMALL // max(1, M * K) // 16 * 16)
+    # tiles small enough for OpenBLAS's small-matrix path; if even 64 columns are too many for
+    # it (a large M*K), in one call: OpenBLAS then packs A once, not once per thin tile
+    tn = SMALL // max(1, M * K) // 16 * 16
+    if tn < 64:
+        tn = N
     for t0 in range(0, N, tn):
         sgemm(fn, ilp64, 111, 111, M, min(tn, N - t0), K, 1.0, a, lda, b + 4 * t0, ldb, 0.0, c + 4 * t0, ldc)
 

@@ -69,27 +69,30 @@ def _epilogue(out, bias, bias_mode, act, res, has_res):
         _epilogue_tile(out[bi], bias, bias_mode, act, res, has_res, bi, i, i + 1, 0, N)
 
 
-SMALL = 1_000_000   # OpenBLAS multiplies M*N*K <= 100**3 without packing: twice as fast on our skinny shapes
-TILE_OUT = 1 << 15  # otherwise at most this many outputs per tile (128 KB), so the epilogue hits cache
+SMALL = 1_000_000   # OpenBLAS multiplies M*N*K <= 100**3 without packing: twice as fast on skinny shapes
 
 
 @functools.lru_cache(maxsize=1024)
 def tiles(M, N, K):
-    """Tile shape (tm, tn) for an M x N output with inner dimension K.
+    """Tile shape (tm, tn) for an M x N output with inner dimension K; tiles cut the longer side.
 
-    Tiles cut the longer side. They are as large as OpenBLAS's small-matrix path allows
-    (tm * tn * K <= SMALL, measured ~90 GFLOP/s on one core against ~40-60 for the same
-    product in one call), else about TILE_OUT outputs. The shape depends on the matrix
-    sizes only, never on the thread count, so results do not change with the threads.
+    Small inner products (K and the short side small, as in most 1x1 convs here) get tiles as
+    large as OpenBLAS's small-matrix path allows (tm * tn * K <= SMALL): measured ~90 GFLOP/s on
+    one core against ~40-60 for the same product in one call. When that path would leave thin
+    tiles (under 64 columns or 32 rows), OpenBLAS's packed path is the better one (~95-105
+    GFLOP/s at K >= 128) and wants wide tiles: at least 256 columns (128 rows), at most four
+    tiles per side, so a large product still splits over two threads. The shape depends on
+    the matrix sizes only, never on the thread count, so results do not change with threads.
     """
     if N >= M:
         tn = SMALL // max(1, M * K) // 16 * 16
         if tn < 64:
-            tn = max(64, TILE_OUT // max(1, M) // 16 * 16)
+            quarter = -(-N // 4)
+            tn = max(256, -(-quarter // 16) * 16)
         return M, min(N, tn)
     tm = SMALL // max(1, N * K)
-    if tm < 16:
-        tm = max(16, TILE_OUT // max(1, N))
+    if tm < 32:
+        tm = max(128, -(-M // 4))
     return min(M, tm), N
 
 
