@@ -17,7 +17,7 @@ one model per family (and per kernel), and the peak memory at batch 1 and 8.
 Writes benchmarks/RESULTS.md and benchmarks/results.png; raw numbers to results.json.
 
 Usage: python benchmarks/bench.py [--models a,b | --quick] [--batches 1,8] [--threads 2,1]
-                                  [--windows 7] [--no-startup] [--no-memory]
+                                  [--windows 7] [--no-startup] [--no-memory] [--report-only]
 """
 import argparse
 import datetime
@@ -145,7 +145,11 @@ def main():
     ap.add_argument("--no-startup", action="store_true", help="skip the fresh-process measurements")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md and the plot from results.json")
     args = ap.parse_args()
+    if args.report_only:
+        saved = json.loads((HERE / "results.json").read_text())
+        return write_report(saved["meta"], saved["rows"], saved["extra"], Path(args.out))
 
     import minivit
     names = args.models.split(",") if args.models else (HEADLINE if args.quick else minivit.list_models())
@@ -157,29 +161,37 @@ def main():
                 machine=machine(), load_before=os.getloadavg(), windows=n_windows)
     print(json.dumps(meta, indent=1), flush=True)
 
-    rows = []
+    rows, extra = [], {}
+    raw = HERE / "results.json"
+
+    def save():                                   # after every model: a late failure loses nothing
+        raw.write_text(json.dumps(dict(meta=meta, rows=rows, extra=extra), indent=1))
     for name in names:
         rows += bench_model(name, batches, thread_counts, n_windows, lambda s: print(s, flush=True))
+        save()
     meta["load_after_timing"] = os.getloadavg()
     meta["versions"] = versions()                # after the timing: Numba's threading layer is known by now
 
-    extra = {}
     if not args.no_startup:
         extra["first_result"] = startup.first_result()
         print("first result:", extra["first_result"], flush=True)
         extra["cold_compile"] = {n: startup.cold_compile(n) for n in
                                  ([names[0]] if args.quick else [n for n in FAMILY_REPS if n in names] or names[:1])}
         print("cold compile:", {k: round(v[1]["total"], 1) for k, v in extra["cold_compile"].items()}, flush=True)
+        save()
     if not (args.no_memory or args.quick):
         extra["memory"] = measure_memory([n for n in FAMILY_REPS if n in names] or names[:1], batches)
         print("memory:", extra["memory"], flush=True)
     meta["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     meta["load_after"] = os.getloadavg()
+    save()
+    write_report(meta, rows, extra, Path(args.out))
 
-    (HERE / "results.json").write_text(json.dumps(dict(meta=meta, rows=rows, extra=extra), indent=1))
-    Path(args.out).write_text(report.markdown(meta, rows, extra, HEADLINE))
+
+def write_report(meta, rows, extra, out):
+    out.write_text(report.markdown(meta, rows, extra, HEADLINE))
     report.plot(rows, HERE / "results.png", HEADLINE)
-    print(f"wrote {args.out}, {HERE / 'results.png'}, {HERE / 'results.json'}")
+    print(f"wrote {out}, {HERE / 'results.png'}, {HERE / 'results.json'}")
 
 
 def measure_memory(names, batches):

@@ -74,7 +74,7 @@ else:
     e = engines.Engine("onnxruntime", None, None)
     session = engines.ort_session(open(sys.argv[4], "rb").read(), 2)
     e.run = lambda x: session.run(None, {{"image": x}})[0]
-e.run(np.zeros((1, 3, 64, 64), np.float32))
+e.run(np.zeros((1, 3, 256, 256), np.float32))          # warm up (the ONNX model takes 256 x 256 only)
 x = np.random.default_rng(0).uniform(0, 1, (batch, 3, 256, 256)).astype(np.float32)
 before = status("VmRSS")
 try:
