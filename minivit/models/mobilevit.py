@@ -16,6 +16,7 @@ from ..blocks.mobilevit_v3 import MobileViTv3BlockV1, MobileViTv3BlockV2
 from ..errors import InputError
 from ..kernels.pool import global_avg_pool
 from ..nn import ConvBNAct, Linear, Module
+from ..memory import keep_freed_memory
 from ..threads import blas_single_thread, pool_guard, split_batch
 from .config import MV2Stage
 
@@ -66,6 +67,7 @@ class Network(Module):
 
     def __call__(self, x):
         """The network's output for x (N, 3, H, W): RGB in [0, 1] (see the class's forward)."""
+        keep_freed_memory()
         with pool_guard(), blas_single_thread():     # once per pass, not per matmul
             if self.split_images:
                 return split_batch(self.forward, check_input(x))
@@ -77,6 +79,7 @@ class Network(Module):
 
         def record(name, a):
             out[name] = a.copy()
+        keep_freed_memory()
         with pool_guard(), blas_single_thread():
             self.forward(check_input(x), record)
         return out
