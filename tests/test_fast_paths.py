@@ -121,6 +121,16 @@ def test_tiles_cover_the_output():
         assert tn == N or tn % 16 == 0
 
 
+def test_tiles_share_work_evenly_between_two_threads():
+    # products of SPLIT multiply-adds or more get at least two tiles, and an even count below eight
+    for M, N, K in [(192, 256, 96), (96, 256, 192), (256, 64, 128), (192, 256, 256), (384, 256, 192),
+                    (64, 1024, 64), (48, 4096, 24), (256, 1024, 128), (16, 16384, 27)]:
+        tm, tn = matmul.tiles(M, N, K)
+        count = -(-M // tm) * -(-N // tn)
+        assert count >= 2 and (count % 2 == 0 or count >= 8), (M, N, K, tm, tn)
+    assert matmul.tiles(8, 8, 8) == (8, 8)              # small products stay whole
+
+
 CONV_CASES = [
     # (B, Ci, H, W, Co, k, stride, dilation, groups)
     (1, 5, 1, 1, 5, 3, 1, 1, 5),      # depthwise on a 1x1 map

@@ -70,6 +70,17 @@ def _epilogue(out, bias, bias_mode, act, res, has_res):
 
 
 SMALL = 1_000_000   # OpenBLAS multiplies M*N*K <= 100**3 without packing: twice as fast on skinny shapes
+SPLIT = 1 << 21     # a product of at least this many multiply-adds (~40 us on one core) is never one tile
+
+
+def _even_tiles(n, t, align, split):
+    """A tile length near t for a side of n, giving an even number of tiles (when fewer than eight),
+    and at least two when `split`: two threads then get equal shares. Multiples of align, or n."""
+    k = -(-n // t)
+    if (k % 2 and 1 < k < 8) or (k == 1 and split):
+        k += 1
+    t = -(-(-(-n // k)) // align) * align
+    return n if t >= n else t
 
 
 @functools.lru_cache(maxsize=1024)
@@ -81,19 +92,23 @@ def tiles(M, N, K):
     one core against ~40-60 for the same product in one call. When that path would leave thin
     tiles (under 64 columns or 32 rows), OpenBLAS's packed path is the better one (~95-105
     GFLOP/s at K >= 128) and wants wide tiles: at least 256 columns (128 rows), at most four
-    tiles per side, so a large product still splits over two threads. The shape depends on
-    the matrix sizes only, never on the thread count, so results do not change with threads.
+    tiles per side. Then the count is made even (below eight tiles), and a product of SPLIT
+    multiply-adds or more gets two tiles at least, so that two threads share it evenly (a
+    192 x 256 x 96 product was one tile, on one core, whatever the thread count). The shape
+    depends on the matrix sizes only, never on the thread count, so results do not change
+    with threads.
     """
+    split = M * N * K >= SPLIT
     if N >= M:
         tn = SMALL // max(1, M * K) // 16 * 16
         if tn < 64:
             quarter = -(-N // 4)
             tn = max(256, -(-quarter // 16) * 16)
-        return M, min(N, tn)
+        return M, _even_tiles(N, min(N, tn), 16, split and N >= 32)
     tm = SMALL // max(1, N * K)
     if tm < 32:
         tm = max(128, -(-M // 4))
-    return min(M, tm), N
+    return _even_tiles(M, min(M, tm), 1, split and M >= 2), N
 
 
 def gemm(a, b, bias=None, bias_on="rows", act=None, residual=None, out=None, act_code=None):
