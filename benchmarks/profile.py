@@ -7,8 +7,12 @@ are split by kind (pointwise, depthwise, dense kxk, strided), because each kind
 goes down a different path. Whatever is not inside a kernel (concatenations,
 residual adds, Python) is reported as "glue".
 
+With --onnxruntime, the same model exported to ONNX (engines.py) is profiled by ONNX
+Runtime's own profiler, by operator type, for comparison (its profiler adds some
+overhead of its own, so its total is above its benchmark time).
+
 Usage: python benchmarks/profile.py [--models mobilevit_xxs,...] [--batch 1,8]
-       [--threads 2] [--repeat 20] [--clock wall|cpu] [--markdown out.md]
+       [--threads 2] [--repeat 20] [--clock wall|cpu] [--onnxruntime] [--markdown out.md]
 """
 import argparse
 import os
@@ -121,6 +125,38 @@ def table(name, batch, threads, rows, total):
     return "\n".join(lines) + "\n"
 
 
+def profile_onnxruntime(name, batch, threads, repeat, size=256):
+    """{ONNX operator type: (ms per run, calls per run)} from ONNX Runtime's profiler, and their total."""
+    import json
+    import tempfile
+
+    import numpy as np
+    import onnxruntime as ort
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import engines
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"ort_profile_{os.getpid()}")
+    session = ort.InferenceSession(engines.onnx_bytes(name), opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).uniform(0, 1, (batch, 3, size, size)).astype(np.float32)
+    runs = repeat + 5
+    for _ in range(runs):
+        session.run(None, {"image": x})
+    path = session.end_profiling()
+    events = json.loads(Path(path).read_text())
+    os.remove(path)
+    totals, calls = defaultdict(float), defaultdict(int)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            totals[e["args"]["op_name"]] += e["dur"] / 1e3 / runs     # microseconds -> ms per run
+            calls[e["args"]["op_name"]] += 1
+    rows = {k: (v, calls[k] // runs) for k, v in totals.items()}
+    return rows, sum(totals.values())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="mobilevit_xxs")
@@ -129,6 +165,7 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--markdown", help="append the tables to this file")
+    ap.add_argument("--onnxruntime", action="store_true", help="also ONNX Runtime's own per-operator profile")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="cpu: process CPU time, steadier on a busy machine (meaningful with 1 thread)")
     args = ap.parse_args()
@@ -154,6 +191,12 @@ def main():
             rows, total = profile(model, x, max(2, args.repeat // b))
             out.append(table(name, b, args.threads, rows, total))
             print(out[-1], flush=True)
+            if args.onnxruntime:
+                rows, total = profile_onnxruntime(name, b, args.threads, max(2, args.repeat // b), args.size)
+                out.append(table(name, b, args.threads, rows, total).replace(
+                    "### ", "### ONNX Runtime, ").replace("| kernel |", "| operator |").replace(
+                    "ms per forward", "ms in operators per run"))
+                print(out[-1], flush=True)
     if args.markdown:
         with open(args.markdown, "a") as f:
             f.write("\n".join(out))
