@@ -257,6 +257,7 @@ def test_inverted_residual_fused(mode, case, monkeypatch):
     from minivit.kernels import depthwise
     monkeypatch.setattr(depthwise, "FUSE_BYTES", 0)
     monkeypatch.setattr(depthwise, "BAND_BYTES", 16 * 1024)     # several bands even on small maps
+    monkeypatch.setattr(depthwise, "_fusion_pays", lambda *a: True)
     B, Ci, Ch, Co, H, W, s, d, expand, residual = case
     x = rand(B, Ci, H, W)
     we, be, wd, bd, wp, bp = mbconv_weights(Ci, Ch, Co, expand)
@@ -276,6 +277,22 @@ def test_inverted_residual_at_full_size():
     ref = depthwise.inverted_residual_ref(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True)
     assert_close("inverted_residual (64x64)", got, ref, atol=2e-5, rtol=1e-5)
     assert depthwise.inverted_residual(x[:, :, :32, :32].copy(), we, be, 1, wd, bd, 1, 1, 1, wp, bp, True) is None
+
+
+def test_inverted_residual_fuses_only_where_it_measured_faster():
+    """Stride 1 needs bands of four rows or more; stride 2 a 128-wide map of 8 MB or more."""
+    from minivit.kernels import depthwise
+    x = rand(1, 16, 64, 64)
+    we, be, wd, bd, wp, bp = mbconv_weights(16, 256, 16, True)       # 256 hidden channels: 1-row bands
+    assert depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True) is None
+    we, be, wd, bd, wp, bp = mbconv_weights(16, 96, 24, True)
+    assert depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 2, 1, wp, bp, False) is None   # 64 wide
+    x = rand(1, 16, 128, 128)
+    we, be, wd, bd, wp, bp = mbconv_weights(16, 128, 24, True)       # 128 x 128 x 128 hidden: 8 MB
+    got = depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 2, 1, wp, bp, False)
+    assert got is not None
+    ref = depthwise.inverted_residual_ref(x, we, be, 1, wd, bd, 1, 2, 1, wp, bp, False)
+    assert_close("inverted_residual (128x128, stride 2)", got, ref, atol=2e-5, rtol=1e-5)
 
 
 def test_inverted_residual_declines(no_blas):

@@ -315,6 +315,22 @@ BAND_BYTES = 256 * 1024     # a hidden band of about this size, so a band's work
 FUSE_BYTES = 1536 * 1024    # fuse only when one image's hidden map is at least this large
 
 
+def _fusion_pays(stride, R, hidden_bytes, W):
+    """Where the fused block measured faster than the three convs (one thread, activations kept
+    on the heap, see memory.py), by its band height R (output rows per band):
+    - stride 1 with bands of 4 rows or more: mobilevitv2_100 layer_1 3.8 ms against 4.7,
+      mobilevitv2_050 layer_2.1 2.3 against 2.5. With fewer rows (many hidden channels) each band
+      multiplies thin matrices and streams the weights again: mobilevit_s layer_2.1 5.7 against
+      4.7, mobilevitv2_200 layer_1 15.2 against 13.5;
+    - stride 2 only on 128-wide rows with a hidden map of 8 MB or more: mobilevitv2_100 layer_2.0
+      7.6 against 8.1, mobilevitv2_200 layer_2.0 21.9 against 23.4; smaller maps lost (mobilevitv2_200
+      layer_5.0 14.6 against 9.9) or tied.
+    """
+    if stride == 1:
+        return R >= 4
+    return W >= 128 and hidden_bytes >= 8 << 20
+
+
 def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, stride, dilation,
                       w_proj, b_proj, residual):
     """The fused block, or None when it does not apply (the caller then runs the three convs).
@@ -335,6 +351,8 @@ def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, str
     Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
     row_bytes = 4 * Ch * (W + 2 * dilation)
     R = max(1, (BAND_BYTES // row_bytes - 2 * dilation - 1) // stride + 1)
+    if not _fusion_pays(stride, R, 4 * Ch * H * W, W):
+        return None
     has_expand = w_expand is not None
     we = w_expand.reshape(Ch, Ci) if has_expand else _NO_W
     be = b_expand if has_expand else _NO_B
