@@ -22,8 +22,12 @@ The policy, and why:
   thread. Measured on 2 cores, batch 8 (best of 5): mobilevit_xxs 65 ms
   against 68 for cutting every operation of the whole batch in two,
   mobilevitv2_050 75 against 89, mobilevitv3_xxs 56 against 59; with one
-  thread, 5-8% faster than the batch at once. One image's activations stay in
-  cache; eight images' do not. The worker threads are minivit's own, and they
+  thread, 5-8% faster than the batch at once. Since freed activations stay on
+  the heap (memory.py) and matmul tiles split evenly, the two are within 2%
+  of each other (mobilevitv2_050 73-75 ms against 75-76); one image at a time
+  stays, for its memory: one image's activations per thread, so batch 8 peaks
+  at ~205 MiB of resident memory where ONNX Runtime takes 220-260 and PyTorch
+  400-450 (benchmarks/RESULTS.md). The worker threads are minivit's own, and they
   run only while Numba's pool is not asked for more than one thread, so the
   cores still see one pool's worth of threads.
 - minivit finds cblas_sgemm in the BLAS library NumPy loaded (through
