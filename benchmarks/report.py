@@ -43,10 +43,15 @@ def target_checks(rows, headline):
     return checks
 
 
+def _options(command):
+    """How bench.py was called, for the report's first line."""
+    return "default options" if command in ("", "(defaults)") else f"options `{command}`"
+
+
 def markdown(meta, rows, extra, headline):
     m, v = meta["machine"], meta["versions"]
     out = ["# minivit benchmark results", "",
-           f"Written by `benchmarks/bench.py` ({meta['command']}) on {meta['date']}, finished {meta['finished']}.",
+           f"Written by `benchmarks/bench.py` ({_options(meta['command'])}) on {meta['date']}, finished {meta['finished']}.",
            "Each engine runs the same synthetic weights; their logits were checked to agree before any timing.",
            f"Times are medians over {meta['windows']} interleaved windows, with the min-max over the windows in "
            "parentheses. Ratios are the other engine's time divided by minivit's, computed inside each window "
