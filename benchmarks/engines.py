@@ -71,13 +71,18 @@ def onnx_bytes(name):
     return buf.getvalue()
 
 
-def ort_session(model_bytes, threads):
+def ort_session(model_bytes, threads, profile_prefix=None):
+    """An ONNX Runtime session as the benchmark runs it; with profile_prefix, its profiler on too
+    (the JSON goes to a file starting with that prefix; session.end_profiling() names it)."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
     return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
 
 

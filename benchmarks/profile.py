@@ -131,16 +131,10 @@ def profile_onnxruntime(name, batch, threads, repeat, size=256):
     import tempfile
 
     import numpy as np
-    import onnxruntime as ort
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import engines
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_profiling = True
-    opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"ort_profile_{os.getpid()}")
-    session = ort.InferenceSession(engines.onnx_bytes(name), opts, providers=["CPUExecutionProvider"])
+    session = engines.ort_session(engines.onnx_bytes(name), threads,
+                                  profile_prefix=str(Path(tempfile.gettempdir()) / f"ort_profile_{os.getpid()}"))
     x = np.random.default_rng(0).uniform(0, 1, (batch, 3, size, size)).astype(np.float32)
     runs = repeat + 5
     for _ in range(runs):
