@@ -2,6 +2,7 @@
 
 Each case runs in a fresh process, because the setting is process-wide.
 """
+import json
 import os
 import platform
 import subprocess
@@ -38,7 +39,6 @@ def run(**env):
     e.update(env)
     p = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=e, timeout=300)
     assert p.returncode == 0, p.stderr
-    import json
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 

@@ -23,7 +23,7 @@ from ..threads import blas, blas_single_thread
 from .act import ACTS, bias_act_
 from .depthwise import _depthwise, depthwise  # noqa: F401  (_depthwise: shown as conv._depthwise in tutorial 8)
 from .elementwise import act_row
-from .matmul import SMALL, SPLIT, _even_tiles, gemm
+from .matmul import SMALL, SPLIT, even_tiles, gemm
 from .planes import pad_plane, phases
 
 
@@ -256,7 +256,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, act=None,
             _pad_planes(x, ph, pw, xp)
             wide = np.empty((B, Co, Lw), np.float32)
             tn = min(Lw, max(64, SMALL // max(1, Co * Ci) // 16 * 16))
-            tn = _even_tiles(Lw, tn, 8, Co * Ci * kh * kw * Lw >= SPLIT)     # even shares for two threads
+            tn = even_tiles(Lw, tn, 8, Co * Ci * kh * kw * Lw >= SPLIT)     # even shares for two threads
             with blas_single_thread():
                 _conv_taps(lib.sgemm, lib.ilp64, xp, _tap_major(w), _zeros(Co) if bias is None else bias,
                            bias is not None, ACTS[act], kw, dh, dw, tn, wide)

@@ -73,7 +73,7 @@ SMALL = 1_000_000   # OpenBLAS multiplies M*N*K <= 100**3 without packing: twice
 SPLIT = 1 << 21     # a product of at least this many multiply-adds (~40 us on one core) is never one tile
 
 
-def _even_tiles(n, t, align, split):
+def even_tiles(n, t, align, split):
     """A tile length near t for a side of n, giving an even number of tiles (when fewer than eight),
     and at least two when `split`: two threads then get equal shares. Multiples of align, or n."""
     k = -(-n // t)
@@ -104,11 +104,11 @@ def tiles(M, N, K):
         if tn < 64:
             quarter = -(-N // 4)
             tn = max(256, -(-quarter // 16) * 16)
-        return M, _even_tiles(N, min(N, tn), 16, split and N >= 32)
+        return M, even_tiles(N, min(N, tn), 16, split and N >= 32)
     tm = SMALL // max(1, N * K)
     if tm < 32:
         tm = max(128, -(-M // 4))
-    return _even_tiles(M, min(M, tm), 1, split and M >= 2), N
+    return even_tiles(M, min(M, tm), 1, split and M >= 2), N
 
 
 def gemm(a, b, bias=None, bias_on="rows", act=None, residual=None, out=None, act_code=None):
