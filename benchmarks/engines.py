@@ -36,9 +36,8 @@ class Engine:
 def build_minivit(name):
     import minivit
     from minivit.threads import set_num_threads
-    from reference import official_weights
-    w = minivit.convert_state_dict(official_weights(name), name, "cvnets", checkpoint_channels="rgb")
-    model = minivit.create_model(name, weights=w)
+    from reference import synthetic_model
+    model = synthetic_model(name)
     minivit.warmup(model)
     return Engine("minivit", model, set_num_threads)
 

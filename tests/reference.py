@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+import minivit
 from synth import make_inputs, read_keys_file, synth_state_dict
 
 DATA = Path(__file__).parent / "data"
@@ -12,6 +13,15 @@ DATA = Path(__file__).parent / "data"
 def official_weights(name):
     """The deterministic synthetic weights in the official (cvnets) naming."""
     return synth_state_dict(read_keys_file(DATA / "keys" / f"{name}.txt"))
+
+
+def synthetic_model(name, state_dict=None):
+    """minivit's `name` with synthetic weights in the official (cvnets) naming: `state_dict`, else
+    official_weights(name). Synthetic weights are RGB, so no channel flip, whatever the variant's
+    checkpoints default to."""
+    sd = official_weights(name) if state_dict is None else state_dict
+    return minivit.create_model(name, weights=minivit.convert_state_dict(sd, name, "cvnets",
+                                                                          checkpoint_channels="rgb"))
 
 
 def official_input():

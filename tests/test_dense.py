@@ -20,7 +20,7 @@ import minivit
 import torch_dense_reference as tdr
 from minivit.models.dense import build_dense
 from minivit.models.registry import get_config
-from reference import assert_close
+from reference import assert_close, synthetic_model
 from synth import synth_state_dict
 
 V1_FAMILY = ("v1", "v3_v1")
@@ -50,8 +50,7 @@ def test_deeplab_against_torch(name):
     config = get_config(name)
     ref = tdr.deeplab_for(config)
     sd = synth_for(ref)
-    model = minivit.create_model(name, weights=minivit.convert_state_dict(sd, name, "cvnets",
-                                                                          checkpoint_channels="rgb"))
+    model = synthetic_model(name, sd)
     x = np.random.default_rng(5).uniform(0, 1, (1, 3, 128, 96)).astype(np.float32)
     with torch.no_grad():
         low, up = ref.double()(torch.from_numpy(x).double())
@@ -67,8 +66,7 @@ def test_ssd_against_torch(name):
     config = get_config(name)
     ref = tdr.SSDLite(config.backbone).eval()
     sd = synth_for(ref)
-    model = minivit.create_model(name, weights=minivit.convert_state_dict(sd, name, "cvnets",
-                                                                          checkpoint_channels="rgb"))
+    model = synthetic_model(name, sd)
     x = np.random.default_rng(5).uniform(0, 1, (2, 3, 256, 256)).astype(np.float32)
     with torch.no_grad():
         cls, loc = ref.double()(torch.from_numpy(x).double())

@@ -9,9 +9,8 @@ within float32 noise (the closest gap in the reference is 8e-7).
 import numpy as np
 import pytest
 
-import minivit
 from minivit.boxes import anchors_per_cell, center_to_corner, decode
-from reference import DATA, assert_close
+from reference import DATA, assert_close, synthetic_model
 from synth import read_keys_file, synth_state_dict
 
 DENSE = DATA / "dense"
@@ -21,9 +20,7 @@ SSD_ATOL = 2.5e-6
 
 def official_model(name):
     """`name` with the synthetic weights of the official key list, converted from cvnets naming."""
-    sd = synth_state_dict(read_keys_file(DENSE / f"{name}.keys.txt"))
-    w = minivit.convert_state_dict(sd, name, "cvnets", checkpoint_channels="rgb")  # synthetic: no flip
-    return minivit.create_model(name, weights=w)
+    return synthetic_model(name, synth_state_dict(read_keys_file(DENSE / f"{name}.keys.txt")))
 
 
 def official_input(size):

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-import minivit
-from reference import DATA, check_against_official, official_input, official_weights
+from reference import DATA, check_against_official, official_input, synthetic_model
 
 STAGES = ["conv_1", "layer_1", "layer_2", "layer_3_local", "layer_3_global", "layer_3",
           "layer_4_local", "layer_4_global", "layer_4", "layer_5_local", "layer_5_global", "layer_5",
@@ -12,10 +11,7 @@ STAGES = ["conv_1", "layer_1", "layer_2", "layer_3_local", "layer_3_global", "la
 
 @pytest.fixture(scope="module")
 def trace():
-    w = minivit.convert_state_dict(official_weights("mobilevit_xxs"), "mobilevit_xxs", "cvnets",
-                                   checkpoint_channels="rgb")   # synthetic weights: no channel flip
-    model = minivit.create_model("mobilevit_xxs", weights=w)
-    return model.trace(official_input())
+    return synthetic_model("mobilevit_xxs").trace(official_input())
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -29,7 +25,5 @@ def test_trace_names(trace):
 
 
 def test_call_equals_trace_logits(trace):
-    w = minivit.convert_state_dict(official_weights("mobilevit_xxs"), "mobilevit_xxs", "cvnets",
-                                   checkpoint_channels="rgb")
-    logits = minivit.create_model("mobilevit_xxs", weights=w)(official_input())
+    logits = synthetic_model("mobilevit_xxs")(official_input())
     np.testing.assert_array_equal(logits, trace["logits"])

@@ -7,7 +7,7 @@ import pytest
 import minivit
 from minivit.models.mobilevit import MobileViT
 from minivit.models.registry import get_config
-from reference import DATA, check_against_official, official_input, official_weights
+from reference import DATA, check_against_official, official_input, official_weights, synthetic_model
 from synth import read_keys_file
 
 # official parameter counts (1000 classes), from the authors' code
@@ -27,15 +27,9 @@ V2_STAGES = [s for s in V1_STAGES if s != "conv_1x1_exp"]
 V2_TRACE = [n for s in V2_STAGES for n in ([s, s.replace("global", "scores")] if s.endswith("global") else [s])]
 
 
-def official_model(name):
-    # synthetic weights: no channel flip, whatever the checkpoints' default
-    w = minivit.convert_state_dict(official_weights(name), name, "cvnets", checkpoint_channels="rgb")
-    return minivit.create_model(name, weights=w)
-
-
 @pytest.fixture(scope="module")
 def trace_xxs():
-    return official_model("mobilevitv3_xxs").trace(official_input())
+    return synthetic_model("mobilevitv3_xxs").trace(official_input())
 
 
 @pytest.mark.parametrize("stage", V1_STAGES)
@@ -50,7 +44,7 @@ def test_xxs_trace_names(trace_xxs):
 
 @pytest.fixture(scope="module")
 def trace_050():
-    return official_model("mobilevitv3_050").trace(official_input())
+    return synthetic_model("mobilevitv3_050").trace(official_input())
 
 
 @pytest.mark.parametrize("stage", V2_STAGES)

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 import minivit                                # noqa: E402
 import torch_reference as R                   # noqa: E402
-from reference import assert_close, official_weights   # noqa: E402
+from reference import assert_close, synthetic_model   # noqa: E402
 
 V1_BASED = ["mobilevitv3_xxs", "mobilevitv3_xs", "mobilevitv3_s",
             "mobilevitv3_xxs_l2", "mobilevitv3_xs_l2", "mobilevitv3_s_l2"]
@@ -38,8 +38,7 @@ def pair(request):
     """(name, minivit model, float64 torch reference), both with the synthetic official weights."""
     name = request.param
     ref = R.load_synthetic(R.build(name), name).double()
-    w = minivit.convert_state_dict(official_weights(name), name, "cvnets", checkpoint_channels="rgb")
-    return name, minivit.create_model(name, weights=w), ref
+    return name, synthetic_model(name), ref
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
