@@ -16,7 +16,7 @@ from PIL import Image
 
 import minivit
 from minivit.cli import main
-from minivit.models.registry import get_config, list_models
+from minivit.models.registry import list_models
 from minivit.predict import SHIPPED_WEIGHTS
 from reference import official_weights
 

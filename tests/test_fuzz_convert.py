@@ -3,7 +3,6 @@ checkpoint (keys dropped, renamed or added, shapes, dtypes and values changed),
 the converter either returns weights that load, or raises WeightsError.
 Derandomized, so CI runs the same 200 examples every time."""
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
