@@ -15,8 +15,8 @@ from ..blocks.mobilevit_v2 import MobileViTBlockV2
 from ..blocks.mobilevit_v3 import MobileViTv3BlockV1, MobileViTv3BlockV2
 from ..errors import InputError
 from ..kernels.pool import global_avg_pool
-from ..nn import ConvBNAct, Linear, Module
 from ..memory import keep_freed_memory
+from ..nn import ConvBNAct, Linear, Module
 from ..threads import blas_single_thread, pool_guard, split_batch
 from .config import MV2Stage
 
