@@ -130,6 +130,7 @@ CONV_CASES = [
     (2, 2, 7, 6, 4, 3, 2, 1, 1),      # the same, odd height
     (2, 5, 6, 4, 5, 3, 2, 1, 5),      # depthwise stride 2, even width (phase planes)
     (1, 2, 2, 2, 2, 3, 2, 1, 2),      # depthwise stride 2 on a 2x2 map
+    (1, 3, 11, 70, 3, 3, 2, 1, 3),    # depthwise stride 2, rows wide enough for the vector split plus a tail
     (1, 4, 3, 3, 6, 3, 1, 2, 1),      # dense 3x3 dilation 2 on a 3x3 map
     (2, 6, 5, 5, 4, 3, 1, 1, 2),      # grouped
     (1, 8, 40, 48, 16, 1, 1, 1, 1),   # pointwise, several tiles

@@ -11,7 +11,7 @@ cache does not notice when they change; clear the cached kernels after editing.
 """
 import numpy as np
 
-from ..jit import f32_from_bits, jit
+from ..jit import jit
 
 
 @jit
@@ -40,8 +40,9 @@ def pad_plane(src, ph, pw, buf):
 def phases(src, P):
     # src (H, W), W even -> P (2, 2, Hq, Wq): the four phases of the plane padded by one,
     # P[a, b, y, x] = padded[2y + a, 2x + b] = src[2y + a - 1, 2x + b - 1] (0 outside src).
-    # Each src row is read as uint64 pairs (columns 2k, 2k + 1): the low halves are the even
-    # columns, the high halves the odd ones, a vectorisable split (a stride-2 read is not).
+    # The even/odd split of a row is one loop with constant-stride reads s[2k], s[2k + 1] on a
+    # contiguous row, which LLVM vectorises as an interleaved load (0.12 us for a 16 x 16 plane,
+    # 2.0 for 128 x 128; reading each row as uint64 pairs and splitting the halves took 0.42 and 4.9).
     H, W = src.shape
     Hq, Wq = P.shape[2], P.shape[3]
     half = W // 2
@@ -50,17 +51,15 @@ def phases(src, P):
             e, o = P[a, 1, y], P[a, 0, y]
             r = 2 * y + a - 1
             if r < 0 or r >= H:
-                for t in range(Wq):
-                    e[t] = 0.0
-                    o[t] = 0.0
+                e[:] = 0.0
+                o[:] = 0.0
                 continue
-            pairs = src[r].view(np.uint64)
+            s = src[r]
             o[0] = 0.0
             o1 = o[1:]
             for k in range(half):
-                v = pairs[k]
-                e[k] = f32_from_bits(v)
-                o1[k] = f32_from_bits(v >> np.uint64(32))
+                e[k] = s[2 * k]
+                o1[k] = s[2 * k + 1]
             for t in range(half, Wq):
                 e[t] = 0.0
             for t in range(half + 1, Wq):
