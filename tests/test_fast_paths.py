@@ -104,6 +104,17 @@ def test_tiles_cover_the_output():
         assert tn == N or tn % 16 == 0
 
 
+def test_small_path_tiles_are_multiples_of_32_columns():
+    # OpenBLAS's small-matrix kernel (M*N*K <= SMALL, no packing) runs odd multiples of 16 columns slowly
+    for M, K in [(128, 64), (64, 128), (64, 32), (16, 32), (32, 16), (16, 27), (96, 96)]:
+        cols = matmul.small_cols(M, K)
+        assert cols % 32 == 0 and cols >= 64 and M * K * cols <= matmul.SMALL, (M, K, cols)
+        for N in (16384, 4096, 1000, 3 * cols + 5):
+            tm, tn = matmul.tiles(M, N, K)
+            assert tm == M and (tn == N or tn % 32 == 0) and M * K * tn <= matmul.SMALL, (M, N, K, tn)
+    assert matmul.small_cols(256, 64) == 0 and matmul.small_cols(192, 96) == 0   # the packed path
+
+
 def test_tiles_share_work_evenly_between_two_threads():
     # products of SPLIT multiply-adds or more get at least two tiles, and an even count below eight
     for M, N, K in [(192, 256, 96), (96, 256, 192), (256, 64, 128), (192, 256, 256), (384, 256, 192),

@@ -17,8 +17,9 @@ as three plain convolutions.
 """
 import numpy as np
 
-from ..jit import f32_from_bits, get_pool_threads, jit, jit_fma, pjit, prange, sgemm
+from ..jit import get_pool_threads, jit, jit_fma, pjit, prange, sgemm
 from .elementwise import act_row
+from .matmul import small_cols
 from .planes import pad_plane, phases
 
 
@@ -191,16 +192,13 @@ def inverted_residual_ref(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw,
     return y + x if residual else y
 
 
-SMALL = 1_000_000      # OpenBLAS's unpacked small-matrix limit on M*N*K (see matmul.py)
-
-
 @jit
 def _gemm_cols(fn, ilp64, M, N, K, a, lda, b, ldb, c, ldc):
     # C (M, N) = A (M, K) @ B (K, N) at addresses a, b, c (row strides lda, ldb, ldc), in column
     # tiles small enough for OpenBLAS's small-matrix path; if even 64 columns are too many for
     # it (a large M*K), in one call: OpenBLAS then packs A once, not once per thin tile
-    tn = SMALL // max(1, M * K) // 16 * 16
-    if tn < 64:
+    tn = small_cols(M, K)
+    if tn == 0:
         tn = N
     for t0 in range(0, N, tn):
         sgemm(fn, ilp64, 111, 111, M, min(tn, N - t0), K, 1.0, a, lda, b + 4 * t0, ldb, 0.0, c + 4 * t0, ldc)
@@ -265,8 +263,7 @@ def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, resi
         tmp = np.empty((Ch, rmax * W), np.float32)
         dwo = np.empty((Ch, R * Wo), np.float32)
         wide = np.empty((R - 1) * Wp + Wo, np.float32)
-        full = np.empty(2 * Wo, np.float32)                  # even length: read back as uint64 pairs
-        pairs = full.view(np.uint64)
+        full = np.empty(2 * Wo, np.float32)                  # one stride-2 row at full width
         have0, have1 = 0, 0                                  # hidden rows [have0, have1) in hid
         for k in range(g * per, min(nb, (g + 1) * per)):
             oy0 = k * R
@@ -295,7 +292,7 @@ def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, resi
                                     full[:2 * Wo - 1])
                         dst = dwo[c, j * Wo:(j + 1) * Wo]
                         for t in range(Wo):
-                            dst[t] = f32_from_bits(pairs[t])      # the even columns: stride 2
+                            dst[t] = full[2 * t]                  # the even columns (a vectorised strided read)
                 act_row(dwo[c, :r * Wo], np.float32(0.0), ad)
             # project: (Co, Ch) @ (Ch, r*Wo) -> the band's rows of out (row stride Ho*Wo), + bias (+ x)
             _gemm_cols(fn, ilp64, Co, r * Wo, Ch, wp.ctypes.data, Ch, dwo.ctypes.data, R * Wo,

@@ -73,13 +73,26 @@ SMALL = 1_000_000   # OpenBLAS multiplies M*N*K <= 100**3 without packing: twice
 SPLIT = 1 << 21     # a product of at least this many multiply-adds (~40 us on one core) is never one tile
 
 
-def even_tiles(n, t, align, split):
+@jit
+def small_cols(M, K):
+    """The widest column tile of an (M, K) @ (K, n) product that OpenBLAS's small-matrix path takes,
+    as a multiple of 32 (0 when not even 64 columns fit). Its kernel runs odd multiples of 16 columns
+    much slower: (128, 64) @ (64, n) at 87-89 GFLOP/s in tiles of 64 or 96 columns, 50-71 in tiles
+    of 48, 80 or 112 (one thread)."""
+    cols = SMALL // max(1, M * K) // 32 * 32
+    return cols if cols >= 64 else 0
+
+
+def even_tiles(n, t, align, split, cap=None):
     """A tile length near t for a side of n, giving an even number of tiles (when fewer than eight),
-    and at least two when `split`: two threads then get equal shares. Multiples of align, or n."""
+    and at least two when `split`: two threads then get equal shares. Multiples of align, or n;
+    never above cap (when given) unless that is n."""
     k = -(-n // t)
     if (k % 2 and 1 < k < 8) or (k == 1 and split):
         k += 1
     t = -(-(-(-n // k)) // align) * align
+    if cap is not None and t > cap:
+        t = max(align, cap // align * align)
     return n if t >= n else t
 
 
@@ -100,10 +113,11 @@ def tiles(M, N, K):
     """
     split = M * N * K >= SPLIT
     if N >= M:
-        tn = SMALL // max(1, M * K) // 16 * 16
-        if tn < 64:
-            quarter = -(-N // 4)
-            tn = max(256, -(-quarter // 16) * 16)
+        small = small_cols(M, K)
+        if small:
+            return M, even_tiles(N, min(N, small), 32, split and N >= 64, cap=SMALL // max(1, M * K))
+        quarter = -(-N // 4)
+        tn = max(256, -(-quarter // 16) * 16)
         return M, even_tiles(N, min(N, tn), 16, split and N >= 32)
     tm = SMALL // max(1, N * K)
     if tm < 32:
