@@ -146,6 +146,8 @@ CONV_CASES = [
     (2, 6, 5, 5, 4, 3, 1, 1, 2),      # grouped
     (1, 8, 40, 48, 16, 1, 1, 1, 1),   # pointwise, several tiles
     (1, 16, 36, 36, 16, 3, 1, 1, 16), # depthwise, larger plane
+    (2, 80, 6, 5, 80, 3, 1, 1, 80),   # depthwise, several planes per chunk: one zero-bordered scratch plane reused
+    (1, 70, 5, 6, 70, 3, 1, 2, 70),   # the same with dilation 2 (a wider border)
 ]
 
 

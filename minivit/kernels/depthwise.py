@@ -20,7 +20,7 @@ import numpy as np
 from ..jit import get_pool_threads, jit, jit_fma, pjit, prange, sgemm
 from .elementwise import act_row
 from .matmul import small_cols
-from .planes import pad_plane, phases
+from .planes import fill_interior, phases
 
 
 @jit_fma
@@ -67,12 +67,13 @@ def _taps3_rows(r0, r1, r2, wc, beta, dst):
 
 @jit
 def _dw_plane(src, wc, beta, sh, sw, ph, pw, dh, dw, act, buf, wide, tmp, dst):
-    # One plane: src (H, W) -> dst (Ho, Wo), through the scratch buf (Hp, Wp) (zero-bordered
-    # copy), wide ((Ho-1)*Wp + Wo,) at stride 1, tmp (Wf,) when strided.
+    # One plane: src (H, W) -> dst (Ho, Wo), through the scratch buf (Hp, Wp), whose zero
+    # border the caller wrote once (only the interior is copied here), wide ((Ho-1)*Wp + Wo,)
+    # at stride 1, tmp (Wf,) when strided.
     kh, kw = wc.shape
     Ho, Wo = dst.shape
     Hp, Wp = buf.shape
-    pad_plane(src, ph, pw, buf)
+    fill_interior(src, ph, pw, buf)
     flat = buf.reshape(Hp * Wp)
     if sh == 1 and sw == 1:
         m = wide.shape[0]
@@ -133,7 +134,7 @@ def _depthwise(x, w, bias, sh, sw, ph, pw, dh, dw, act, out):
     # x (B, C, H, W); w (C, kh, kw); bias (C,); act code (0 none, 1 SiLU, 2 ReLU); out (B, C, Ho, Wo)
     # Parallel over (image, channel) planes, in chunks that share their scratch buffers. Each
     # plane is copied into a zero-bordered scratch plane (Hp, Wp), so taps need no bounds
-    # tests. At stride 1 the whole plane is then one loop over the flattened padded grid
+    # tests (the border is written once per chunk). At stride 1 the whole plane is then one loop over the flattened padded grid
     # (output pixel (y, x) at y*Wp + x; the Wp - Wo columns past each row's end are computed
     # and dropped), which keeps per-row overhead out. A strided conv computes each needed row
     # at full width and keeps every sw-th column: contiguous taps and one strided read per
@@ -158,7 +159,7 @@ def _depthwise(x, w, bias, sh, sw, ph, pw, dh, dw, act, out):
                 _dw_plane_s2(x[n, c], w[c], bias[c], act, P, wide, out[n, c])
         return
     for k in prange(chunks):
-        buf = np.empty((Hp, Wp), np.float32)
+        buf = np.zeros((Hp, Wp), np.float32)                 # its border stays zero for every plane
         wide = np.empty((Ho - 1) * Wp + Wo if sh == 1 and sw == 1 else 1, np.float32)
         tmp = np.empty(Wf, np.float32)
         for bc in range(k * per, min(planes, (k + 1) * per)):

@@ -1,7 +1,8 @@
 """Plane layouts that the convolution kernels share (compiled into their loops).
 
 - `pad_plane`: a copy of one (H, W) plane inside a zero border, so that the taps
-  of a convolution need no bounds tests;
+  of a convolution need no bounds tests; `fill_interior` copies the plane only,
+  into a scratch plane whose border was zeroed once and stays zero;
 - `phases`: the four phase planes of a plane padded by one, P[a, b, y, x] =
   padded[2y + a, 2x + b], so that a stride-2 3x3 convolution reads only
   contiguous runs (its tap (i, j) is phase (i % 2, j % 2) shifted by
@@ -34,6 +35,17 @@ def pad_plane(src, ph, pw, buf):
         e = row[pw + W:]
         for t in range(Wp - pw - W):
             e[t] = 0.0
+
+
+@jit
+def fill_interior(src, ph, pw, buf):
+    # src (H, W) -> buf[ph:ph + H, pw:pw + W]; the rest of buf is left as it is (a zero border
+    # written once for many planes: one copy loop per row instead of three)
+    H, W = src.shape
+    for y in range(H):
+        d, s = buf[y + ph, pw:pw + W], src[y]
+        for t in range(W):
+            d[t] = s[t]
 
 
 @jit
