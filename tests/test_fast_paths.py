@@ -104,15 +104,22 @@ def test_tiles_cover_the_output():
         assert tn == N or tn % 16 == 0
 
 
-def test_small_path_tiles_are_multiples_of_32_columns():
-    # OpenBLAS's small-matrix kernel (M*N*K <= SMALL, no packing) runs odd multiples of 16 columns slowly
+def test_tiles_take_openblas_small_path_in_good_shapes():
+    # OpenBLAS multiplies a tile without packing when tm * tn * K <= SMALL; its kernel runs odd
+    # multiples of 16 columns, and fewer than 16 (or an odd number of) rows, much slower
     for M, K in [(128, 64), (64, 128), (64, 32), (16, 32), (32, 16), (16, 27), (96, 96)]:
         cols = matmul.small_cols(M, K)
         assert cols % 32 == 0 and cols >= 64 and M * K * cols <= matmul.SMALL, (M, K, cols)
-        for N in (16384, 4096, 1000, 3 * cols + 5):
-            tm, tn = matmul.tiles(M, N, K)
-            assert tm == M and (tn == N or tn % 32 == 0) and M * K * tn <= matmul.SMALL, (M, N, K, tn)
-    assert matmul.small_cols(256, 64) == 0 and matmul.small_cols(192, 96) == 0   # the packed path
+    assert matmul.small_cols(256, 64) == 0 and matmul.small_cols(192, 96) == 0
+    for M, N, K in [(128, 16384, 64), (16, 16384, 32), (256, 1024, 128), (192, 256, 96), (96, 256, 192),
+                    (1024, 64, 512), (1024, 432, 144), (512, 4096, 256), (384, 256, 768), (48, 1024, 864),
+                    (257, 64, 128), (193, 256, 96), (320, 64, 80)]:
+        tm, tn = matmul.tiles(M, N, K)
+        assert tm * tn * K <= matmul.SMALL, (M, N, K, tm, tn)
+        assert tn == N or tn % 32 == 0, (M, N, K, tm, tn)
+        assert tm == M or (tm % 8 == 0 and tm >= 16), (M, N, K, tm, tn)
+    tm, tn = matmul.tiles(48, 1024, 8000)              # not even 16 x 64 fits: the packed path, wide tiles
+    assert tm == 48 and tn >= 256
 
 
 def test_tiles_share_work_evenly_between_two_threads():

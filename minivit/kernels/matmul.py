@@ -96,33 +96,59 @@ def even_tiles(n, t, align, split, cap=None):
     return n if t >= n else t
 
 
+def _small_2d(M, N, K, split):
+    """Tiles (tm, tn) of OpenBLAS's small-matrix path that cut both sides, or None: the widest
+    column tiles (256, 128 or 64 columns, or N if narrower) that leave at least 16 rows, rows in
+    multiples of 8. (128, 128) @ (128, 1024) ran at 105-107 GFLOP/s in tiles of 16-32 x 128-256
+    against 83 in the packed path; (384, 768) @ (768, 256) at 113 in 16-20 x 64-128 against 100;
+    tiles of fewer than 16 rows (or an odd number of them) fell to 45-70."""
+    for cols in (256, 128, 64):
+        tn = min(N, cols)
+        cap = SMALL // max(1, tn * K)
+        if cap >= 16:
+            nn = -(-N // tn)
+            tm = even_tiles(M, min(M, cap // 8 * 8), 8, split and nn == 1, cap=cap // 8 * 8)
+            return tm, tn
+    return None
+
+
 @functools.lru_cache(maxsize=1024)
 def tiles(M, N, K):
-    """Tile shape (tm, tn) for an M x N output with inner dimension K; tiles cut the longer side.
+    """Tile shape (tm, tn) for an M x N output with inner dimension K.
 
-    Small inner products (K and the short side small, as in most 1x1 convs here) get tiles as
-    large as OpenBLAS's small-matrix path allows (tm * tn * K <= SMALL): measured ~90 GFLOP/s on
-    one core against ~40-60 for the same product in one call. When that path would leave thin
-    tiles (under 64 columns or 32 rows), OpenBLAS's packed path is the better one (~95-105
-    GFLOP/s at K >= 128) and wants wide tiles: at least 256 columns (128 rows), at most four
-    tiles per side. Then the count is made even (below eight tiles), and a product of SPLIT
-    multiply-adds or more gets two tiles at least, so that two threads share it evenly (a
-    192 x 256 x 96 product was one tile, on one core, whatever the thread count). The shape
-    depends on the matrix sizes only, never on the thread count, so results do not change
-    with threads.
+    OpenBLAS multiplies a tile without packing it when tm * tn * K <= SMALL (its small-matrix
+    path): measured 90-110 GFLOP/s on one core, against 80-100 for the packed path on the same
+    products. So tiles are small-path tiles wherever that leaves reasonable shapes:
+    - whole rows when they allow 256 columns or more (or all of N), as most 1x1 convs over few
+      channels: (16, 32) @ (32, 16384) at 94 GFLOP/s in tiles of 1792 columns, 81 in 256;
+    - otherwise 2-D tiles (`_small_2d`), rows x 64-256 columns;
+    - for tall outputs (M > N: linear layers, 1x1 convs on small maps) whole columns and rows in
+      multiples of 8, at least 16 of them ((1024, 512) @ (512, 64): 109 against 94 packed).
+    Only where even that leaves thin tiles does the packed path take wide ones: at least 256
+    columns (128 rows), at most four tiles per side. Tile counts are made even below eight,
+    and a product of SPLIT multiply-adds or more gets two tiles at least, so that two threads
+    share it evenly (a 192 x 256 x 96 product was one tile, on one core, whatever the thread
+    count). The shape depends on the matrix sizes only, never on the thread count, so results
+    do not change with threads.
     """
     split = M * N * K >= SPLIT
     if N >= M:
-        small = small_cols(M, K)
-        if small:
-            return M, even_tiles(N, min(N, small), 32, split and N >= 64, cap=SMALL // max(1, M * K))
+        wide = small_cols(M, K)
+        if wide and wide >= min(N, 256):
+            return M, even_tiles(N, min(N, wide), 32, split and N >= 64, cap=SMALL // max(1, M * K))
+        two_d = _small_2d(M, N, K, split)
+        if two_d is not None:
+            return two_d
         quarter = -(-N // 4)
         tn = max(256, -(-quarter // 16) * 16)
         return M, even_tiles(N, min(N, tn), 16, split and N >= 32)
-    tm = SMALL // max(1, N * K)
-    if tm < 32:
-        tm = max(128, -(-M // 4))
-    return even_tiles(M, min(M, tm), 1, split and M >= 2), N
+    cap = SMALL // max(1, N * K) // 8 * 8
+    if cap >= 16:
+        return even_tiles(M, min(M, cap), 8, split and M >= 2, cap=cap), N
+    two_d = _small_2d(M, N, K, split)
+    if two_d is not None:
+        return two_d
+    return even_tiles(M, min(M, max(128, -(-M // 4))), 1, split and M >= 2), N
 
 
 def gemm(a, b, bias=None, bias_on="rows", act=None, residual=None, out=None, act_code=None):
