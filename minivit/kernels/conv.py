@@ -23,7 +23,7 @@ from ..threads import blas, blas_single_thread
 from .act import ACTS, bias_act_
 from .depthwise import _depthwise, depthwise  # noqa: F401  (_depthwise: shown as conv._depthwise in tutorial 8)
 from .elementwise import act_row
-from .matmul import SMALL, SPLIT, even_tiles, gemm
+from .matmul import gemm, tiles
 from .planes import pad_plane, phases
 
 
@@ -170,27 +170,28 @@ def _pad_planes(x, ph, pw, xp):
 
 
 @pjit
-def _conv_taps(fn, ilp64, xp, wt, bias, has_bias, act, kw, dh, dw, tn, wide):
+def _conv_taps(fn, ilp64, xp, wt, bias, has_bias, act, kw, dh, dw, tm, tn, wide):
     # Stride-1 dense conv as one matmul per kernel tap, accumulated: for tap (i, j),
     # wide (Co, Lw) += wt[tap] (Co, Ci) @ the padded planes shifted by i*dh*Wp + j*dw, read in
     # place (Ci rows, row stride Hp*Wp): no im2col. Columns are output pixels on the Wp-wide
-    # grid (see _im2col_wide), cut into tiles of tn (OpenBLAS's small-matrix path); one loop
-    # step per (image, tile), then the bias/activation epilogue on the tile.
+    # grid (see _im2col_wide); the output is cut into tiles of tm x tn (matmul.tiles: OpenBLAS's
+    # small-matrix path), one loop step per (image, tile), then the bias/activation epilogue on it.
     B, Ci, Hp, Wp = xp.shape
     T, Co = wt.shape[0], wt.shape[1]
     Lw = wide.shape[2]
-    nt = (Lw + tn - 1) // tn
-    for u in prange(B * nt):
-        b, k = u // nt, u % nt
-        t0 = k * tn
+    nm, nt = (Co + tm - 1) // tm, (Lw + tn - 1) // tn
+    for u in prange(B * nm * nt):
+        b, r = u // (nm * nt), u % (nm * nt)
+        m0, t0 = (r // nt) * tm, (r % nt) * tn
+        m = min(Co, m0 + tm) - m0
         n = min(Lw, t0 + tn) - t0
         src = xp[b].reshape(Ci, Hp * Wp)
         dst = wide[b]
         for tap in range(T):
             off = (tap // kw) * dh * Wp + (tap % kw) * dw + t0
-            sgemm(fn, ilp64, 111, 111, Co, n, Ci, 1.0, wt[tap].ctypes.data, Ci, src[:, off:].ctypes.data,
-                  Hp * Wp, 0.0 if tap == 0 else 1.0, dst[:, t0:].ctypes.data, Lw)
-        for co in range(Co):
+            sgemm(fn, ilp64, 111, 111, m, n, Ci, 1.0, wt[tap, m0:].ctypes.data, Ci, src[:, off:].ctypes.data,
+                  Hp * Wp, 0.0 if tap == 0 else 1.0, dst[m0:, t0:].ctypes.data, Lw)
+        for co in range(m0, m0 + m):
             act_row(dst[co, t0:t0 + n], bias[co] if has_bias else np.float32(0.0), act)
 
 
@@ -255,11 +256,10 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, act=None,
             xp = np.empty((B, Ci, Hp, Wp), np.float32)
             _pad_planes(x, ph, pw, xp)
             wide = np.empty((B, Co, Lw), np.float32)
-            tn = min(Lw, max(64, SMALL // max(1, Co * Ci) // 16 * 16))
-            tn = even_tiles(Lw, tn, 8, Co * Ci * kh * kw * Lw >= SPLIT)     # even shares for two threads
+            tm, tn = tiles(Co, Lw, Ci)                               # the tiles of one tap's product
             with blas_single_thread():
                 _conv_taps(lib.sgemm, lib.ilp64, xp, _tap_major(w), _zeros(Co) if bias is None else bias,
-                           bias is not None, ACTS[act], kw, dh, dw, tn, wide)
+                           bias is not None, ACTS[act], kw, dh, dw, tm, tn, wide)
         else:
             cols = np.empty((B, Ci * kh * kw, Lw), np.float32)
             _im2col_wide(x, kh, kw, ph, pw, dh, dw, Wp, cols)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..jit import get_pool_threads, jit, jit_fma, pjit, prange, sgemm
 from .elementwise import act_row
-from .matmul import small_cols
+from .matmul import tiles
 from .planes import fill_interior, phases
 
 
@@ -194,19 +194,17 @@ def inverted_residual_ref(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw,
 
 
 @jit
-def _gemm_cols(fn, ilp64, M, N, K, a, lda, b, ldb, c, ldc):
-    # C (M, N) = A (M, K) @ B (K, N) at addresses a, b, c (row strides lda, ldb, ldc), in column
-    # tiles small enough for OpenBLAS's small-matrix path; if even 64 columns are too many for
-    # it (a large M*K), in one call: OpenBLAS then packs A once, not once per thin tile
-    tn = small_cols(M, K)
-    if tn == 0:
-        tn = N
-    for t0 in range(0, N, tn):
-        sgemm(fn, ilp64, 111, 111, M, min(tn, N - t0), K, 1.0, a, lda, b + 4 * t0, ldb, 0.0, c + 4 * t0, ldc)
+def _gemm_tiled(fn, ilp64, M, N, K, tm, tn, a, lda, b, ldb, c, ldc):
+    # C (M, N) = A (M, K) @ B (K, N) at addresses a, b, c (row strides lda, ldb, ldc), in tiles of
+    # tm x tn (matmul.tiles: tiles that OpenBLAS's small-matrix path takes, where it can)
+    for m0 in range(0, M, tm):
+        for n0 in range(0, N, tn):
+            sgemm(fn, ilp64, 111, 111, min(tm, M - m0), min(tn, N - n0), K, 1.0, a + 4 * m0 * lda, lda,
+                  b + 4 * n0, ldb, 0.0, c + 4 * (m0 * ldc + n0), ldc)
 
 
 @jit
-def _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0, y1, hid, row0, d, tmp):
+def _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0, y1, hid, row0, d, tmp, tm, tn):
     # Hidden rows [y0, y1) of one image into hid[:, row0:row0 + y1 - y0, d:d + W]: rows inside
     # the map are expanded (1x1 conv, bias, act) or copied (no expansion), rows outside are 0.
     Ch = hid.shape[0]
@@ -223,8 +221,8 @@ def _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0, y1, hid, row0,
     if has_expand:
         Ci = we.shape[1]
         # (Ch, Ci) @ (Ci, nv*W) -> tmp: input rows [lo, hi) of every channel (row stride H*W)
-        _gemm_cols(fn, ilp64, Ch, nv * W, Ci, we.ctypes.data, Ci, xb[:, lo * W:].ctypes.data, H * W,
-                   tmp.ctypes.data, nv * W)
+        _gemm_tiled(fn, ilp64, Ch, nv * W, Ci, tm, tn, we.ctypes.data, Ci, xb[:, lo * W:].ctypes.data, H * W,
+                    tmp.ctypes.data, nv * W)
     flat = tmp.reshape(tmp.size)                             # the product is (Ch, nv*W), row stride nv*W
     for c in range(Ch):
         for j in range(nv):
@@ -240,7 +238,7 @@ def _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0, y1, hid, row0,
 
 
 @pjit
-def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, residual, R, G, out):
+def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, residual, R, G, te, tp, out):
     # x (B, Ci, H, W) -> out (B, Co, Ho, Wo) through the hidden map (B, Ch, H, W), band by band:
     # a band is R output rows of one image. Its hidden rows are expanded into a zero-bordered
     # band buffer (the border written here, so the depthwise needs no copy), the depthwise runs
@@ -248,7 +246,8 @@ def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, resi
     # exists whole: a band stays in cache. Each image's bands are cut into G groups (one loop
     # step each); within a group, the rows two bands share are kept, not recomputed.
     # we (Ch, Ci), be (Ch,), ae act code [has_expand]; wd (Ch, 3, 3), bd (Ch,), ad act code;
-    # wp (Co, Ch), bp (Co,); stride s (1, or 2 with d == 1), dilation d = padding.
+    # wp (Co, Ch), bp (Co,); stride s (1, or 2 with d == 1), dilation d = padding; te, tp the
+    # (rows, columns) tiles of the expansion and projection products.
     B, Ci, H, W = x.shape
     Ch, Co = wd.shape[0], wp.shape[0]
     Ho, Wo = out.shape[2], out.shape[3]
@@ -276,7 +275,8 @@ def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, resi
                     dst, src = hid[c, j], hid[c, y0 - have0 + j]
                     for t in range(Wp):
                         dst[t] = src[t]
-            _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0 + keep, y0 + rin, hid, keep, d, tmp)
+            _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0 + keep, y0 + rin, hid, keep, d, tmp,
+                         te[0], te[1])
             have0, have1 = y0, y0 + rin
             # depthwise over the band -> dwo (Ch, r*Wo), bias and activation fused
             for c in range(Ch):
@@ -296,8 +296,8 @@ def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, resi
                             dst[t] = full[2 * t]                  # the even columns (a vectorised strided read)
                 act_row(dwo[c, :r * Wo], np.float32(0.0), ad)
             # project: (Co, Ch) @ (Ch, r*Wo) -> the band's rows of out (row stride Ho*Wo), + bias (+ x)
-            _gemm_cols(fn, ilp64, Co, r * Wo, Ch, wp.ctypes.data, Ch, dwo.ctypes.data, R * Wo,
-                       ob[:, oy0 * Wo:].ctypes.data, Ho * Wo)
+            _gemm_tiled(fn, ilp64, Co, r * Wo, Ch, tp[0], tp[1], wp.ctypes.data, Ch, dwo.ctypes.data, R * Wo,
+                        ob[:, oy0 * Wo:].ctypes.data, Ho * Wo)
             for co in range(Co):
                 row, beta = ob[co, oy0 * Wo:(oy0 + r) * Wo], bp[co]
                 if residual:
@@ -355,11 +355,13 @@ def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, str
     we = w_expand.reshape(Ch, Ci) if has_expand else _NO_W
     be = b_expand if has_expand else _NO_B
     nb = -(-Ho // R)
+    rows_in = (R - 1) * stride + 2 * dilation + 1           # hidden rows of a full band
     G = min(nb, max(1, -(-get_pool_threads() // B)))       # groups of bands: enough for the threads
     out = np.empty((B, Co, Ho, Wo), np.float32)
     with blas_single_thread():
         _mbconv(lib.sgemm, lib.ilp64, x, we, be, act_expand, has_expand, w_dw.reshape(Ch, 3, 3), b_dw, act_dw,
-                stride, dilation, w_proj.reshape(Co, Ch), b_proj, residual, R, G, out)
+                stride, dilation, w_proj.reshape(Co, Ch), b_proj, residual, R, G,
+                tiles(Ch, rows_in * W, Ci), tiles(Co, R * Wo, Ch), out)
     return out
 
 

@@ -73,7 +73,6 @@ SMALL = 1_000_000   # OpenBLAS multiplies M*N*K <= 100**3 without packing: twice
 SPLIT = 1 << 21     # a product of at least this many multiply-adds (~40 us on one core) is never one tile
 
 
-@jit
 def small_cols(M, K):
     """The widest column tile of an (M, K) @ (K, n) product that OpenBLAS's small-matrix path takes,
     as a multiple of 32 (0 when not even 64 columns fit). Its kernel runs odd multiples of 16 columns
