@@ -43,7 +43,9 @@ HEADLINE = ["mobilevit_xxs", "mobilevitv2_050", "mobilevitv3_xxs"]
 FAMILY_REPS = ["mobilevit_xxs", "mobilevitv2_050", "mobilevitv3_xxs", "mobilevitv3_050"]
 AGREE_ATOL = 1e-3            # logits of float32 engines differ by ~1e-5; 1e-3 means something is wrong
 WINDOW_SECONDS = 0.3         # aim for this much running per engine per window
-PAUSE = 0.05                 # seconds between engines inside a window
+PAUSE = 0.1                  # seconds between engines inside a window: ONNX Runtime's intra-op
+                             # threads spin for ~40 ms after a run (CPU time its process uses while
+                             # sleeping), and the next engine must not share the cores with them
 
 
 def time_runs(run, x, reps):
