@@ -127,8 +127,9 @@ def versions():
     import minivit
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
                             text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "minivit", "benchmarks"], cwd=HERE,
-                           capture_output=True, text=True).stdout.strip()
+    outputs = [f":(exclude)benchmarks/{f}" for f in ("RESULTS.md", "results.json", "results.png")]
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "minivit", "benchmarks", *outputs],
+                           cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
     from minivit.threads import blas
     lib = blas()
     return dict(minivit=f"{minivit.__version__} ({commit}{', modified' if dirty else ''})", numpy=np.__version__,
