@@ -224,6 +224,9 @@ def _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0, y1, hid, row0,
         _gemm_tiled(fn, ilp64, Ch, nv * W, Ci, tm, tn, we.ctypes.data, Ci, xb[:, lo * W:].ctypes.data, H * W,
                     tmp.ctypes.data, nv * W)
     flat = tmp.reshape(tmp.size)                             # the product is (Ch, nv*W), row stride nv*W
+    if has_expand:
+        for c in range(Ch):                                  # bias and activation: one run per channel
+            act_row(flat[c * nv * W:(c + 1) * nv * W], be[c], ae)
     for c in range(Ch):
         for j in range(nv):
             dst = hid[c, row0 + lo - y0 + j, d:d + W]
@@ -233,8 +236,6 @@ def _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0, y1, hid, row0,
                 src = xb[c, (lo + j) * W:(lo + j + 1) * W]
             for t in range(W):
                 dst[t] = src[t]
-            if has_expand:
-                act_row(dst, be[c], ae)
 
 
 @pjit
