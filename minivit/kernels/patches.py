@@ -79,27 +79,49 @@ def _fold_v1(patches, ph, pw, out):
 
 @pjit
 def _unfold_v2(x, ph, pw, out):
-    # x (B, C, H, W) -> out (B, C, P, N)
+    # x (B, C, H, W) -> out (B, C, P, N): row ny*ph + py of a plane gives, for every px, the nw
+    # pixels of patch row ny at position (py, px): every pw-th pixel from px. For pw == 2 (all
+    # MobileViT models) that is a constant-stride read LLVM vectorises (an interleaved load);
+    # the index map with a division per pixel took ~3.7 ns per pixel.
     B, C, H, W = x.shape
-    nw = W // pw
+    nh, nw = H // ph, W // pw
     for bc in prange(B * C):
         b, c = bc // C, bc % C
-        for p in range(ph * pw):
-            py, px = p // pw, p % pw
-            for n in range(out.shape[3]):
-                out[b, c, p, n] = x[b, c, (n // nw) * ph + py, (n % nw) * pw + px]
+        for py in range(ph):
+            for px in range(pw):
+                dst = out[b, c, py * pw + px]
+                for ny in range(nh):
+                    src, d = x[b, c, ny * ph + py, px:], dst[ny * nw:(ny + 1) * nw]
+                    if pw == 2:
+                        for k in range(nw):
+                            d[k] = src[2 * k]
+                    else:
+                        for k in range(nw):
+                            d[k] = src[k * pw]
 
 
 @pjit
 def _fold_v2(patches, ph, pw, out):
-    # patches (B, C, P, N) -> out (B, C, H, W)
+    # patches (B, C, P, N) -> out (B, C, H, W): output row ny*ph + py interleaves the pw runs
+    # patches[b, c, py*pw + px, ny*nw:(ny+1)*nw]; for pw == 2 one loop of interleaved stores
     B, C, H, W = out.shape
-    nw = W // pw
+    nh, nw = H // ph, W // pw
     for bc in prange(B * C):
         b, c = bc // C, bc % C
-        for y in range(H):
-            for xx in range(W):
-                out[b, c, y, xx] = patches[b, c, (y % ph) * pw + xx % pw, (y // ph) * nw + xx // pw]
+        for ny in range(nh):
+            for py in range(ph):
+                orow = out[b, c, ny * ph + py]
+                if pw == 2:
+                    s0 = patches[b, c, 2 * py, ny * nw:(ny + 1) * nw]
+                    s1 = patches[b, c, 2 * py + 1, ny * nw:(ny + 1) * nw]
+                    for k in range(nw):
+                        orow[2 * k] = s0[k]
+                        orow[2 * k + 1] = s1[k]
+                else:
+                    for px in range(pw):
+                        src, d = patches[b, c, py * pw + px, ny * nw:(ny + 1) * nw], orow[px:]
+                        for k in range(nw):
+                            d[k * pw] = src[k]
 
 
 def _check_divisible(H, W, ph, pw):
