@@ -108,7 +108,8 @@ def test_mha_ref_matches_torch():
 
 
 @pytest.mark.parametrize("B,C,H,W,ph,pw", [(1, 3, 2, 2, 2, 2), (2, 5, 4, 6, 2, 2), (1, 2, 6, 9, 3, 3), (2, 3, 4, 6, 2, 3),
-                                         (1, 4, 6, 70, 2, 2), (1, 3, 4, 66, 2, 3)])   # rows of 35 and 22 patches
+                                         (1, 4, 6, 70, 2, 2), (1, 3, 4, 66, 2, 3),   # rows of 35 and 22 patches
+                                         (2, 20, 4, 34, 2, 2)])                      # two channel blocks, one partial
 def test_unfold_fold(mode, B, C, H, W, ph, pw):
     x = rand(B, C, H, W)
     t1 = patches.unfold_v1(x, ph, pw)

@@ -49,9 +49,34 @@ def fold_v2_ref(patches, H, W, ph, pw):
     return np.ascontiguousarray(t).reshape(B, C, H, W)
 
 
+CB = 16     # channels per block of the v1 transposes: a block's writes fill whole cache lines
+
+
 @pjit
 def _unfold_v1(x, ph, pw, out):
-    # x (B, C, H, W) -> out (B*P, N, C)
+    # x (B, C, H, W) -> out (B*P, N, C): a transpose per patch position (py, px). Channels go in
+    # blocks of CB: for one patch row ny, each channel's row of x is read once (every pw-th pixel
+    # from px) and written down a column of out; CB columns side by side fill whole cache lines.
+    # (An index map per element, the channel innermost, took ~2.8 ns per element.)
+    B, C, H, W = x.shape
+    nh, nw = H // ph, W // pw
+    for bp in prange(B * ph * pw):
+        b, p = bp // (ph * pw), bp % (ph * pw)
+        py, px = p // pw, p % pw
+        o = out[bp]                                          # (N, C)
+        for ny in range(nh):
+            for c0 in range(0, C, CB):
+                for c in range(c0, min(C, c0 + CB)):
+                    src = x[b, c, ny * ph + py, px:]
+                    for nx in range(nw):
+                        o[ny * nw + nx, c] = src[nx * pw]
+
+
+@pjit
+def _unfold_v1_small(x, ph, pw, out):
+    # x (B, C, H, W) -> out (B*P, N, C), one element at a time, the channel innermost: on small
+    # maps (under 16 patches a row) the whole map stays in L1 and this beats the blocked
+    # transpose (96 x 8 x 8: 0.005 ms against 0.010)
     B, C, H, W = x.shape
     nw = W // pw
     for bp in prange(B * ph * pw):
@@ -65,16 +90,21 @@ def _unfold_v1(x, ph, pw, out):
 
 @pjit
 def _fold_v1(patches, ph, pw, out):
-    # patches (B*P, N, C) -> out (B, C, H, W)
+    # patches (B*P, N, C) -> out (B, C, H, W): the inverse transposes, in blocks of CB channels
+    # (one loop step per image and block)
     B, C, H, W = out.shape
-    nw = W // pw
-    for bc in prange(B * C):
-        b, c = bc // C, bc % C
-        for y in range(H):
-            py, ny = y % ph, y // ph
-            for xx in range(W):
-                px, nx = xx % pw, xx // pw
-                out[b, c, y, xx] = patches[b * ph * pw + py * pw + px, ny * nw + nx, c]
+    nh, nw = H // ph, W // pw
+    nb = (C + CB - 1) // CB
+    for u in prange(B * nb):
+        b, c0 = u // nb, (u % nb) * CB
+        for py in range(ph):
+            for px in range(pw):
+                src = patches[b * ph * pw + py * pw + px]    # (N, C)
+                for ny in range(nh):
+                    for c in range(c0, min(C, c0 + CB)):
+                        orow = out[b, c, ny * ph + py, px:]
+                        for nx in range(nw):
+                            orow[nx * pw] = src[ny * nw + nx, c]
 
 
 @pjit
@@ -134,7 +164,7 @@ def unfold_v1(x, ph, pw):
     B, C, H, W = x.shape
     _check_divisible(H, W, ph, pw)
     out = np.empty((B * ph * pw, (H // ph) * (W // pw), C), np.float32)
-    _unfold_v1(x, ph, pw, out)
+    (_unfold_v1 if W // pw >= 16 else _unfold_v1_small)(x, ph, pw, out)
     return out
 
 
