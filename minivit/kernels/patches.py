@@ -49,14 +49,14 @@ def fold_v2_ref(patches, H, W, ph, pw):
     return np.ascontiguousarray(t).reshape(B, C, H, W)
 
 
-CB = 16     # channels per block of the v1 transposes: a block's writes fill whole cache lines
+CB = 16     # channels per loop step of the v1 fold: a step's reads of a patch row share cache lines
 
 
 @pjit
 def _unfold_v1(x, ph, pw, out):
-    # x (B, C, H, W) -> out (B*P, N, C): a transpose per patch position (py, px). Channels go in
-    # blocks of CB: for one patch row ny, each channel's row of x is read once (every pw-th pixel
-    # from px) and written down a column of out; CB columns side by side fill whole cache lines.
+    # x (B, C, H, W) -> out (B*P, N, C): a transpose per patch position (py, px). For one patch
+    # row ny, each channel's row of x is read once (every pw-th pixel from px) and written down
+    # a column of out; the nw x C block of out it fills is contiguous and stays in cache.
     # (An index map per element, the channel innermost, took ~2.8 ns per element.)
     B, C, H, W = x.shape
     nh, nw = H // ph, W // pw
@@ -65,27 +65,10 @@ def _unfold_v1(x, ph, pw, out):
         py, px = p // pw, p % pw
         o = out[bp]                                          # (N, C)
         for ny in range(nh):
-            for c0 in range(0, C, CB):
-                for c in range(c0, min(C, c0 + CB)):
-                    src = x[b, c, ny * ph + py, px:]
-                    for nx in range(nw):
-                        o[ny * nw + nx, c] = src[nx * pw]
-
-
-@pjit
-def _unfold_v1_small(x, ph, pw, out):
-    # x (B, C, H, W) -> out (B*P, N, C), one element at a time, the channel innermost: on small
-    # maps (under 16 patches a row) the whole map stays in L1 and this beats the blocked
-    # transpose (96 x 8 x 8: 0.005 ms against 0.010)
-    B, C, H, W = x.shape
-    nw = W // pw
-    for bp in prange(B * ph * pw):
-        b, p = bp // (ph * pw), bp % (ph * pw)
-        py, px = p // pw, p % pw
-        for n in range(out.shape[1]):
-            y, xx = (n // nw) * ph + py, (n % nw) * pw + px
             for c in range(C):
-                out[bp, n, c] = x[b, c, y, xx]
+                src = x[b, c, ny * ph + py, px:]
+                for nx in range(nw):
+                    o[ny * nw + nx, c] = src[nx * pw]
 
 
 @pjit
@@ -164,7 +147,7 @@ def unfold_v1(x, ph, pw):
     B, C, H, W = x.shape
     _check_divisible(H, W, ph, pw)
     out = np.empty((B * ph * pw, (H // ph) * (W // pw), C), np.float32)
-    (_unfold_v1 if W // pw >= 16 else _unfold_v1_small)(x, ph, pw, out)
+    _unfold_v1(x, ph, pw, out)
     return out
 
 
