@@ -103,11 +103,9 @@ def _small_2d(M, N, K, split):
     tiles of fewer than 16 rows (or an odd number of them) fell to 45-70."""
     for cols in (256, 128, 64):
         tn = min(N, cols)
-        cap = SMALL // max(1, tn * K)
-        if cap >= 16:
-            nn = -(-N // tn)
-            tm = even_tiles(M, min(M, cap // 8 * 8), 8, split and nn == 1, cap=cap // 8 * 8)
-            return tm, tn
+        rows = SMALL // max(1, tn * K) // 8 * 8              # the most rows the path takes, in 8s
+        if rows >= 16:
+            return even_tiles(M, min(M, rows), 8, split and tn >= N, cap=rows), tn
     return None
 
 
