@@ -70,15 +70,17 @@ def onnx_bytes(name):
     return buf.getvalue()
 
 
-def ort_session(model_bytes, threads, profile_prefix=None):
+def ort_session(model_bytes, threads, profile_prefix=None, level="ALL"):
     """An ONNX Runtime session as the benchmark runs it; with profile_prefix, its profiler on too
-    (the JSON goes to a file starting with that prefix; session.end_profiling() names it)."""
+    (the JSON goes to a file starting with that prefix; session.end_profiling() names it).
+    level: the graph optimisation level, "ALL" (the benchmark's) or "EXTENDED" (all but the
+    layout transformation to channel-blocked NCHWc; see ort_layout.py)."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f"ORT_ENABLE_{level}")
     if profile_prefix:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile_prefix
