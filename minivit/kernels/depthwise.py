@@ -136,9 +136,9 @@ def _depthwise(x, w, bias, sh, sw, ph, pw, dh, dw, act, out):
     # plane is copied into a zero-bordered scratch plane (Hp, Wp), so taps need no bounds
     # tests (the border is written once per chunk). At stride 1 the whole plane is then one
     # loop over the flattened padded grid (output pixel (y, x) at y*Wp + x; the Wp - Wo columns
-    # past each row's end are computed and dropped), which keeps per-row overhead out. A strided conv computes each needed row
-    # at full width and keeps every sw-th column: contiguous taps and one strided read per
-    # output beat strided reads for every tap.
+    # past each row's end are computed and dropped), which keeps per-row overhead out. A
+    # strided conv computes each needed row at full width and keeps every sw-th column:
+    # contiguous taps and one strided read per output beat strided reads for every tap.
     B, C, H, W = x.shape
     kh, kw = w.shape[1], w.shape[2]
     Ho, Wo = out.shape[2], out.shape[3]
