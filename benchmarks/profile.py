@@ -132,8 +132,9 @@ def table(name, batch, threads, rows, total):
     return "\n".join(lines) + "\n"
 
 
-def profile_onnxruntime(name, batch, threads, repeat, size=256):
-    """{ONNX operator type: (ms per run, calls per run)} from ONNX Runtime's profiler, and their total."""
+def _ort_node_events(name, batch, threads, runs, size):
+    """ONNX Runtime's profiler events for its nodes (the "*_kernel_time" ones, in execution order)
+    over `runs` runs of the variant exported to ONNX (engines.py), batch `batch`."""
     import json
     import tempfile
 
@@ -143,17 +144,22 @@ def profile_onnxruntime(name, batch, threads, repeat, size=256):
     session = engines.ort_session(engines.onnx_bytes(name), threads,
                                   profile_prefix=str(Path(tempfile.gettempdir()) / f"ort_profile_{os.getpid()}"))
     x = np.random.default_rng(0).uniform(0, 1, (batch, 3, size, size)).astype(np.float32)
-    runs = repeat + 5
     for _ in range(runs):
         session.run(None, {"image": x})
     path = session.end_profiling()
     events = json.loads(Path(path).read_text())
     os.remove(path)
+    return sorted((e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")),
+                  key=lambda e: e["ts"])
+
+
+def profile_onnxruntime(name, batch, threads, repeat, size=256):
+    """{ONNX operator type: (ms per run, calls per run)} from ONNX Runtime's profiler, and their total."""
+    runs = repeat + 5
     totals, calls = defaultdict(float), defaultdict(int)
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            totals[e["args"]["op_name"]] += e["dur"] / 1e3 / runs     # microseconds -> ms per run
-            calls[e["args"]["op_name"]] += 1
+    for e in _ort_node_events(name, batch, threads, runs, size):
+        totals[e["args"]["op_name"]] += e["dur"] / 1e3 / runs     # microseconds -> ms per run
+        calls[e["args"]["op_name"]] += 1
     rows = {k: (v, calls[k] // runs) for k, v in totals.items()}
     return rows, sum(totals.values())
 
@@ -168,21 +174,22 @@ def block_times(model, x, repeat):
     from minivit.kernels.pool import global_avg_pool
     from minivit.memory import keep_freed_memory
     from minivit.threads import blas_single_thread, pool_guard
-    blocks = [("conv_1", model.conv_1)] + [(f"layer_{k}.{i}", b) for k in range(1, 6)
-                                          for i, b in enumerate(getattr(model, f"layer_{k}"))]
+    def one_input(block):                      # MobileViT blocks also take a `record` callback
+        return block if isinstance(block, InvertedResidual) else (lambda a: block(a, None))
 
     def head(a):
         a = a if model.conv_1x1_exp is None else model.conv_1x1_exp(a)
         return model.classifier(global_avg_pool(a))
+    blocks = [("conv_1", model.conv_1)] + [(f"layer_{k}.{i}", one_input(b)) for k in range(1, 6)
+                                          for i, b in enumerate(getattr(model, f"layer_{k}"))] + [("head", head)]
     best = {}
     keep_freed_memory()
     with pool_guard(), blas_single_thread():   # as the model's own __call__ sets them up, once
         for p in range(repeat + 2):            # the first two passes warm up
             y = x
-            for name, block in blocks + [("head", head)]:
+            for name, block in blocks:
                 t0 = CLOCK()
-                y = block(y, None) if name.startswith("layer_") and not isinstance(block, InvertedResidual) \
-                    else block(y)
+                y = block(y)
                 if p >= 2:
                     best[name] = min(best.get(name, float("inf")), CLOCK() - t0)
     return {name: 1e3 * t for name, t in best.items()}
@@ -193,23 +200,8 @@ def block_times_onnxruntime(name, threads, repeat, size=256):
     runs of each node's time, summed over the block's nodes. A node's block is the first part
     of its name (/layer_3.1/...); nodes that ONNX Runtime inserted (Transpose_token_*,
     ReorderInput, ...) belong to the block of the named node that ran before them."""
-    import json
-    import tempfile
-
-    import numpy as np
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import engines
-    session = engines.ort_session(engines.onnx_bytes(name), threads,
-                                  profile_prefix=str(Path(tempfile.gettempdir()) / f"ort_blocks_{os.getpid()}"))
-    x = np.random.default_rng(0).uniform(0, 1, (1, 3, size, size)).astype(np.float32)
-    for _ in range(repeat + 5):
-        session.run(None, {"image": x})
-    path = session.end_profiling()
-    events = sorted((e for e in json.loads(Path(path).read_text())
-                     if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")), key=lambda e: e["ts"])
-    os.remove(path)
     durations, block_of, current = defaultdict(list), {}, "conv_1"
-    for e in events:
+    for e in _ort_node_events(name, 1, threads, repeat + 5, size):
         node = e["name"][:-len("_kernel_time")]
         if node.startswith("/"):
             top = node.split("/")[1]
