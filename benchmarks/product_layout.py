@@ -5,9 +5,10 @@ keeps activations channel-major (NCHW): the Ci input rows and Co output rows are
 floats apart, and a BLAS tile of 64 pixels reads Ci runs of 256 bytes from Ci planes and writes Co
 such runs. In a pixel-tiled layout, (N/64, C, 64), a tile's operands are contiguous: (Ci, 64) in,
 (Co, 64) out. This script times the same product five ways, each as single-threaded cblas_sgemm
-calls on minivit's thread pool (the kernels' way, minivit/kernels/matmul.py), with no epilogue:
+calls on minivit's thread pool (the kernels' way, minivit/kernels/matmul.py), with no bias or
+activation:
 
-- `minivit tiles`: NCHW in and out, in the tiles minivit uses (matmul.tiles);
+- `minivit tiles`: NCHW in and out, minivit's own product (matmul.gemm, in its tiles);
 - `64-pixel tiles`: NCHW in and out, tiles of 64 pixels;
 - `tiled out`: NCHW in, pixel-tiled out; `tiled in`: the reverse; `tiled both`.
 
@@ -28,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from minivit.jit import pjit, prange, sgemm                     # noqa: E402
-from minivit.kernels.matmul import tiles                         # noqa: E402
+from minivit.kernels.matmul import gemm                          # noqa: E402
 from minivit.threads import blas, blas_single_thread, set_num_threads   # noqa: E402
 
 L = 64                                                           # pixels per tile
@@ -45,18 +46,6 @@ def _products(fn, ilp64, w, x, ldx, x_step, y, ldy, y_step, T, tn):
               y + 4 * t * y_step, ldy)
 
 
-@pjit
-def _minivit_tiles(fn, ilp64, w, x, y, tm, tn):
-    # (Co, Ci) @ (Ci, N) -> (Co, N) in tiles of tm x tn, all operands NCHW (kernels/matmul.py's way)
-    Co, Ci = w.shape
-    N = x.shape[1]
-    nm, nn = (Co + tm - 1) // tm, (N + tn - 1) // tn
-    for u in prange(nm * nn):
-        m0, n0 = (u // nn) * tm, (u % nn) * tn
-        sgemm(fn, ilp64, 111, 111, min(tm, Co - m0), min(tn, N - n0), Ci, 1.0, w[m0:].ctypes.data, Ci,
-              x[:, n0:].ctypes.data, N, 0.0, y[m0:, n0:].ctypes.data, N)
-
-
 def variants(Co, Ci, N, lib):
     """The product (Co, Ci) @ (Ci, N) five ways: {name: (run, input array to re-read before each run,
     result as (Co, N))}, and NumPy's product in float64."""
@@ -67,12 +56,11 @@ def variants(Co, Ci, N, lib):
     y = np.empty((Co, N), np.float32)
     yt = np.empty((N // L, Co, L), np.float32)
     T = N // L
-    tm, tn = tiles(Co, N, Ci)
     f, i64 = lib.sgemm, lib.ilp64
     plain = lambda: y                                                     # noqa: E731
     untile = lambda: yt.transpose(1, 0, 2).reshape(Co, N)                 # noqa: E731  (N/L, Co, L) -> (Co, N)
     runs = {
-        "minivit tiles": (lambda: _minivit_tiles(f, i64, w, x, y, tm, tn), x, plain),
+        "minivit tiles": (lambda: gemm(w, x, out=y[None]), x, plain),
         "64-pixel tiles": (lambda: _products(f, i64, w, x.ctypes.data, N, L, y.ctypes.data, N, L, T, L), x, plain),
         "tiled out": (lambda: _products(f, i64, w, x.ctypes.data, N, L, yt.ctypes.data, L, Co * L, T, L), x, untile),
         "tiled in": (lambda: _products(f, i64, w, xt.ctypes.data, L, Ci * L, y.ctypes.data, N, L, T, L), xt, plain),
