@@ -132,11 +132,9 @@ class ConvBNAct(Module):
         self._w = np.ascontiguousarray(w, dtype=np.float32)
         self._b = b.astype(np.float32) if (self.bn is not None or self.conv.bias is not None) else None
 
-    def __call__(self, x, residual=None, tiled=False):
-        """x (B, Ci, H, W) -> (B, Co, Ho, Wo) (+ residual). Either side may be in pixel tiles:
-        x as it comes, the result when `tiled` and its width allows (kernels/pixel_tiles.py)."""
-        return conv2d(x, self._w, self._b, self.stride, self.padding, self.dilation, self.groups, self.act,
-                      residual, tiled)
+    def __call__(self, x):
+        """x (B, Ci, H, W) -> (B, Co, Ho, Wo)."""
+        return conv2d(x, self._w, self._b, self.stride, self.padding, self.dilation, self.groups, self.act)
 
 
 class Linear(Module):

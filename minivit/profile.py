@@ -25,13 +25,12 @@ import numpy as np
 from .blocks.linear_transformer import Pointwise, SeparableSelfAttention
 from .blocks.transformer import MultiHeadAttention
 from .errors import InputError
-from .kernels.pixel_tiles import map_shape
 from .nn import ConvBNAct, Linear
 
 
 def _conv(layer, x, out):
     co, cig, kh, kw = layer.conv.weight.shape        # (Co, Ci/g, kh, kw)
-    B, _, ho, wo = map_shape(out)                    # out in NCHW or pixel tiles
+    B, _, ho, wo = out.shape
     return B * co * cig * kh * kw * ho * wo
 
 

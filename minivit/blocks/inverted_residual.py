@@ -9,7 +9,6 @@ inverted_residual), where that kernel applies; otherwise one after the other.
 """
 from ..kernels.act import ACTS
 from ..kernels.depthwise import inverted_residual
-from ..kernels.pixel_tiles import map_shape, tileable, to_tiles, untiled
 from ..nn import ConvBNAct, Module
 
 
@@ -33,22 +32,17 @@ class InvertedResidual(Module):
         self.project = ConvBNAct(hidden, cout, 1, act=None)
         self.residual = stride == 1 and cin == cout
 
-    def __call__(self, x, tiled=False):
-        """x (B, Ci, H, W) -> (B, Co, H/stride, W/stride). x may be in pixel tiles, and with `tiled`
-        the result is too where its width allows (kernels/pixel_tiles.py); the depthwise always
-        runs on NCHW planes."""
+    def __call__(self, x):
+        """x (B, Ci, H, W) -> (B, Co, H/stride, W/stride)."""
         if ConvBNAct.__call__ is _PLAIN_CALL:   # (not while minivit.profile counts each layer's calls)
             e, dw, p = self.expand, self.dw, self.project
             y = inverted_residual(x, None if e is None else e._w, None if e is None else e._b,
                                   0 if e is None else ACTS[e.act], dw._w, dw._b, ACTS[dw.act], dw.stride,
-                                  dw.dilation, p._w, p._b, self.residual, tiled)
+                                  dw.dilation, p._w, p._b, self.residual)
             if y is not None:                  # the fused kernel: the expanded map stays in cache
                 return y
-        y = untiled(x) if self.expand is None else self.expand(x)        # NCHW, for the depthwise
-        y = self.dw(y)
-        if not self.residual:
-            return self.project(y, tiled=tiled)
-        tiled = tiled and tileable(map_shape(x)[3])    # the result's layout (stride 1: x's width)
-        if tiled != (x.ndim == 5):             # the residual comes in the result's layout
-            x = to_tiles(x) if tiled else untiled(x)
-        return self.project(y, residual=x, tiled=tiled)
+        y = x if self.expand is None else self.expand(x)
+        y = self.project(self.dw(y))
+        if self.residual:
+            y += x
+        return y

@@ -24,7 +24,6 @@ from .act import ACTS, bias_act_
 from .depthwise import _depthwise, depthwise  # noqa: F401  (_depthwise: shown as conv._depthwise in tutorial 8)
 from .elementwise import act_row
 from .matmul import gemm, tiles
-from .pixel_tiles import grid_to_tiles, map_shape, pointwise, tileable, to_tiles, untiled
 from .planes import pad_plane, phases
 
 
@@ -224,51 +223,13 @@ def _zeros(n):
     return z
 
 
-def _is_stem(x, w, sh, sw, ph, pw, dh, dw, groups, Ho, Wo):
-    """3x3, stride 2, padding 1, dense, even width: the stem, computed on the four phase planes."""
-    B, Ci, H, W = x.shape
-    return (groups == 1 and w.shape[2] == w.shape[3] == 3 and sh == sw == 2 and ph == pw == 1 and dh == dw == 1
-            and W % 2 == 0 and Ho == (H + 1) // 2 and Wo == W // 2)
-
-
-def _stem_grid(x, w, bias, act):
-    """The stem's output on the grid of the four phase planes, Wo + 1 wide: (B, Co, (Ho-1)*(Wo+1) + Wo)."""
-    B, Ci, H, W = x.shape
-    Co = w.shape[0]
-    Ho, Wo = (H + 1) // 2, W // 2
-    cols = np.empty((B, Ci * 9, (Ho - 1) * (Wo + 1) + Wo), np.float32)
-    _im2col_phased(x, cols)
-    return gemm(w.reshape(Co, Ci * 9), cols, bias, "rows", act)      # (Co, Ci*9) @ (B, Ci*9, Lw)
-
-
-def _conv2d_tiles(x, w, bias, stride, padding, dilation, groups, act, residual, tiled):
-    """conv2d with either side in pixel tiles. The 1x1 convs multiply straight from and into
-    tiles; the stem writes its grid out as tiles; any other conv runs on NCHW and converts."""
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    B, Ci, H, W = map_shape(x)
-    Co, cig, kh, kw = w.shape
-    Ho, Wo = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
-    tiled = tiled and tileable(Wo)
-    if kh == kw == 1 and sh == sw == 1 and ph == pw == 0 and groups == 1 and (tiled or x.ndim == 5):
-        return pointwise(x, w.reshape(Co, Ci), _zeros(Co) if bias is None else bias, act, residual, tiled)
-    if tiled and residual is None and x.ndim == 4 and _is_stem(x, w, sh, sw, ph, pw, dh, dw, groups, Ho, Wo):
-        return grid_to_tiles(_stem_grid(x, w, bias, act), Wo + 1, Ho, Wo)
-    y = conv2d(untiled(x), w, bias, stride, padding, dilation, groups, act,
-               None if residual is None else untiled(residual))
-    return to_tiles(y) if tiled else y
-
-
-def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, act=None, residual=None, tiled=False):
+def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, act=None, residual=None):
     """Fast convolution with a fused epilogue: act(conv(x) + bias) + residual.
 
     x (B, Ci, H, W) float32 C-contiguous; w (Co, Ci/groups, kh, kw) float32;
     act "silu", "relu" or None; residual None or (B, Co, Ho, Wo).
     Returns a new (B, Co, Ho, Wo) float32 array.
-    x may also be in pixel tiles (pixel_tiles.py); tiled=True asks for the result in pixel tiles
-    where its width allows (else it is NCHW), and the residual is then in the result's layout.
     """
-    if tiled or x.ndim == 5:
-        return _conv2d_tiles(x, w, bias, stride, padding, dilation, groups, act, residual, tiled)
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
     B, Ci, H, W = x.shape
     Co, cig, kh, kw = w.shape
@@ -307,8 +268,13 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, act=None,
         out = np.empty((B, Co, Ho, Wo), np.float32)
         _compact(wide, Wp, _NO_RES if residual is None else residual, residual is not None, out)
         return out
-    if _is_stem(x, w, sh, sw, ph, pw, dh, dw, groups, Ho, Wo):
-        wide = _stem_grid(x, w, bias, act)                   # (B, Co, Lw) on the Wo + 1 wide grid
+    if (groups == 1 and kh == kw == 3 and sh == sw == 2 and ph == pw == 1 and dh == dw == 1 and W % 2 == 0
+            and Ho == (H + 1) // 2 and Wo == W // 2):
+        # the stem: the same on the grid of the four phase planes (Wo + 1 wide)
+        Lw = (Ho - 1) * (Wo + 1) + Wo
+        cols = np.empty((B, Ci * 9, Lw), np.float32)
+        _im2col_phased(x, cols)
+        wide = gemm(w.reshape(Co, Ci * 9), cols, bias, "rows", act)      # (Co, Ci*9) @ (B, Ci*9, Lw)
         out = np.empty((B, Co, Ho, Wo), np.float32)
         _compact(wide, Wo + 1, _NO_RES if residual is None else residual, residual is not None, out)
         return out

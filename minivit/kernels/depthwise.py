@@ -20,7 +20,6 @@ import numpy as np
 from ..jit import get_pool_threads, jit, jit_fma, pjit, prange, sgemm
 from .elementwise import act_row
 from .matmul import tiles
-from .pixel_tiles import map_shape, off, px_gemm, tile_rows, tileable
 from .planes import fill_interior, phases
 
 
@@ -195,10 +194,19 @@ def inverted_residual_ref(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw,
 
 
 @jit
-def _expand_rows(fn, ilp64, xb, x_tiled, H, W, we, be, ae, has_expand, y0, y1, hid, row0, d, tmp, tm, tn):
+def _gemm_tiled(fn, ilp64, M, N, K, tm, tn, a, lda, b, ldb, c, ldc):
+    # C (M, N) = A (M, K) @ B (K, N) at addresses a, b, c (row strides lda, ldb, ldc), in tiles of
+    # tm x tn (matmul.tiles: tiles that OpenBLAS's small-matrix path takes, where it can)
+    for m0 in range(0, M, tm):
+        for n0 in range(0, N, tn):
+            sgemm(fn, ilp64, 111, 111, min(tm, M - m0), min(tn, N - n0), K, 1.0, a + 4 * m0 * lda, lda,
+                  b + 4 * n0, ldb, 0.0, c + 4 * (m0 * ldc + n0), ldc)
+
+
+@jit
+def _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0, y1, hid, row0, d, tmp, tm, tn):
     # Hidden rows [y0, y1) of one image into hid[:, row0:row0 + y1 - y0, d:d + W]: rows inside
     # the map are expanded (1x1 conv, bias, act) or copied (no expansion), rows outside are 0.
-    # xb (Ci, H*W) is the image's NCHW planes, or its pixel tiles when x_tiled (then has_expand).
     Ch = hid.shape[0]
     lo, hi = max(0, y0), min(H, y1)
     for y in range(y0, y1):                                  # rows in the zero border of the map
@@ -212,9 +220,9 @@ def _expand_rows(fn, ilp64, xb, x_tiled, H, W, we, be, ae, has_expand, y0, y1, h
     nv = hi - lo
     if has_expand:
         Ci = we.shape[1]
-        # (Ch, Ci) @ (Ci, nv*W) -> tmp (row stride nv*W): input rows [lo, hi) of every channel
-        px_gemm(fn, ilp64, Ch, Ci, nv * W, we.ctypes.data, Ci, xb.ctypes.data, x_tiled, H * W, lo * W,
-                tmp.ctypes.data, False, nv * W, 0, tm, tn)
+        # (Ch, Ci) @ (Ci, nv*W) -> tmp: input rows [lo, hi) of every channel (row stride H*W)
+        _gemm_tiled(fn, ilp64, Ch, nv * W, Ci, tm, tn, we.ctypes.data, Ci, xb[:, lo * W:].ctypes.data, H * W,
+                    tmp.ctypes.data, nv * W)
     flat = tmp.reshape(tmp.size)                             # the product is (Ch, nv*W), row stride nv*W
     if has_expand:
         for c in range(Ch):                                  # bias and activation: one run per channel
@@ -231,10 +239,8 @@ def _expand_rows(fn, ilp64, xb, x_tiled, H, W, we, be, ae, has_expand, y0, y1, h
 
 
 @pjit
-def _mbconv(fn, ilp64, x, x_tiled, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, residual, R, G, te, tp,
-            out, o_tiled, H, W, Ho, Wo):
-    # x (B, Ci*H*W) -> out (B, Co*Ho*Wo), each image's map flat, as NCHW planes or in pixel tiles
-    # (x_tiled, o_tiled; a residual block has both alike), through the hidden map (B, Ch, H, W), band by band:
+def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, residual, R, G, te, tp, out):
+    # x (B, Ci, H, W) -> out (B, Co, Ho, Wo) through the hidden map (B, Ch, H, W), band by band:
     # a band is R output rows of one image. Its hidden rows are expanded into a zero-bordered
     # band buffer (the border written here, so the depthwise needs no copy), the depthwise runs
     # on it, and the projection writes straight into the output rows. The hidden map never
@@ -243,17 +249,17 @@ def _mbconv(fn, ilp64, x, x_tiled, we, be, ae, has_expand, wd, bd, ad, s, d, wp,
     # we (Ch, Ci), be (Ch,), ae act code [has_expand]; wd (Ch, 3, 3), bd (Ch,), ad act code;
     # wp (Co, Ch), bp (Co,); stride s (1, or 2 with d == 1), dilation d = padding; te, tp the
     # (rows, columns) tiles of the expansion and projection products.
-    B = x.shape[0]
+    B, Ci, H, W = x.shape
     Ch, Co = wd.shape[0], wp.shape[0]
-    Ci = x.shape[1] // (H * W)
+    Ho, Wo = out.shape[2], out.shape[3]
     nb = (Ho + R - 1) // R                                   # bands per image
     per = (nb + G - 1) // G                                  # bands per group
     Wp = W + 2 * d
     rmax = (R - 1) * s + 2 * d + 1                           # hidden rows of a full band
     for u in prange(B * G):
         b, g = u // G, u % G
-        xb = x[b].reshape(Ci, H * W)                         # (Ci, H*W), or tiles seen as such
-        ob = out[b].reshape(Co, Ho * Wo)                     # (Co, Ho*Wo), likewise
+        xb = x[b].reshape(Ci, H * W)
+        ob = out[b].reshape(Co, Ho * Wo)
         hid = np.zeros((Ch, rmax, Wp), np.float32)           # border columns stay 0 throughout
         tmp = np.empty((Ch, rmax * W), np.float32)
         dwo = np.empty((Ch, R * Wo), np.float32)
@@ -270,7 +276,7 @@ def _mbconv(fn, ilp64, x, x_tiled, we, be, ae, has_expand, wd, bd, ad, s, d, wp,
                     dst, src = hid[c, j], hid[c, y0 - have0 + j]
                     for t in range(Wp):
                         dst[t] = src[t]
-            _expand_rows(fn, ilp64, xb, x_tiled, H, W, we, be, ae, has_expand, y0 + keep, y0 + rin, hid, keep, d, tmp,
+            _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0 + keep, y0 + rin, hid, keep, d, tmp,
                          te[0], te[1])
             have0, have1 = y0, y0 + rin
             # depthwise over the band -> dwo (Ch, r*Wo), bias and activation fused
@@ -290,23 +296,9 @@ def _mbconv(fn, ilp64, x, x_tiled, we, be, ae, has_expand, wd, bd, ad, s, d, wp,
                         for t in range(Wo):
                             dst[t] = full[2 * t]                  # the even columns (a vectorised strided read)
                 act_row(dwo[c, :r * Wo], np.float32(0.0), ad)
-            # project: (Co, Ch) @ (Ch, r*Wo) -> the band's rows of out, + bias (+ x)
-            px_gemm(fn, ilp64, Co, Ch, r * Wo, wp.ctypes.data, Ch, dwo.ctypes.data, False, R * Wo, 0,
-                    ob.ctypes.data, o_tiled, Ho * Wo, oy0 * Wo, tp[0], tp[1])
-            if o_tiled:
-                of, xf = out[b], x[b]
-                for q in range(oy0 * Wo, (oy0 + r) * Wo, 64):
-                    for co in range(Co):
-                        o = off(True, Co, Ho * Wo, co, q)
-                        row, beta = of[o:o + 64], bp[co]
-                        if residual:
-                            xr = xf[o:o + 64]
-                            for t in range(64):
-                                row[t] += beta + xr[t]
-                        else:
-                            for t in range(64):
-                                row[t] += beta
-                continue
+            # project: (Co, Ch) @ (Ch, r*Wo) -> the band's rows of out (row stride Ho*Wo), + bias (+ x)
+            _gemm_tiled(fn, ilp64, Co, r * Wo, Ch, tp[0], tp[1], wp.ctypes.data, Ch, dwo.ctypes.data, R * Wo,
+                        ob[:, oy0 * Wo:].ctypes.data, Ho * Wo)
             for co in range(Co):
                 row, beta = ob[co, oy0 * Wo:(oy0 + r) * Wo], bp[co]
                 if residual:
@@ -343,25 +335,20 @@ def _fusion_pays(stride, R, hidden_bytes, W):
 
 
 def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, stride, dilation,
-                      w_proj, b_proj, residual, tiled=False):
+                      w_proj, b_proj, residual):
     """The fused block, or None when it does not apply (the caller then runs the three convs).
 
-    x (B, Ci, H, W) float32, or its pixel tiles (pixel_tiles.py); w_expand (Ch, Ci, 1, 1) or None;
-    w_dw (Ch, 1, 3, 3); w_proj (Co, Ch, 1, 1); biases 1-D (b_expand may be None only without
-    expansion); act codes 0/1/2; padding = dilation. The result is in pixel tiles when `tiled` and
-    its width allows, else NCHW.
+    x (B, Ci, H, W) float32; w_expand (Ch, Ci, 1, 1) or None; w_dw (Ch, 1, 3, 3); w_proj (Co, Ch, 1, 1);
+    biases 1-D (b_expand may be None only without expansion); act codes 0/1/2; padding = dilation.
     Applies to stride 1 (any dilation) and stride 2 (dilation 1), 3x3, with a usable BLAS address,
     when the hidden map of one image is larger than the L2 cache (FUSE_BYTES); below that the three
-    convolutions one after the other were as fast or faster. Tiles in need an expansion (the
-    expansion is what reads them).
+    convolutions one after the other were as fast or faster.
     """
     from ..threads import blas, blas_single_thread
     lib = blas()
-    B, Ci, H, W = map_shape(x)
-    x_tiled = x.ndim == 5
+    B, Ci, H, W = x.shape
     if (not lib.sgemm or w_dw.shape[2:] != (3, 3) or stride not in (1, 2) or (stride == 2 and dilation != 1)
-            or 4 * w_dw.shape[0] * H * W < FUSE_BYTES or b_dw is None or b_proj is None
-            or (x_tiled and w_expand is None)):
+            or 4 * w_dw.shape[0] * H * W < FUSE_BYTES or b_dw is None or b_proj is None):
         return None
     Ch, Co = w_dw.shape[0], w_proj.shape[0]
     Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
@@ -369,23 +356,17 @@ def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, str
     R = max(1, (BAND_BYTES // row_bytes - 2 * dilation - 1) // stride + 1)
     if not _fusion_pays(stride, R, 4 * Ch * H * W, W):
         return None
-    o_tiled = tiled and tileable(Wo)
-    if residual and x_tiled != o_tiled:
-        return None
     has_expand = w_expand is not None
     we = w_expand.reshape(Ch, Ci) if has_expand else _NO_W
     be = b_expand if has_expand else _NO_B
     nb = -(-Ho // R)
     rows_in = (R - 1) * stride + 2 * dilation + 1           # hidden rows of a full band
     G = min(nb, max(1, -(-get_pool_threads() // B)))       # groups of bands: enough for the threads
-    out = np.empty((B, Ho, Wo // 64, Co, 64) if o_tiled else (B, Co, Ho, Wo), np.float32)
-    te = (tile_rows(Ch, Ci), 64) if x_tiled else tiles(Ch, rows_in * W, Ci)
-    tp = (tile_rows(Co, Ch), 64) if o_tiled else tiles(Co, R * Wo, Ch)
+    out = np.empty((B, Co, Ho, Wo), np.float32)
     with blas_single_thread():
-        # maps flat per image: x (B, Ci*H*W), out (B, Co*Ho*Wo)
-        _mbconv(lib.sgemm, lib.ilp64, x.reshape(B, Ci * H * W), x_tiled, we, be, act_expand, has_expand,
-                w_dw.reshape(Ch, 3, 3), b_dw, act_dw, stride, dilation, w_proj.reshape(Co, Ch), b_proj, residual,
-                R, G, te, tp, out.reshape(B, Co * Ho * Wo), o_tiled, H, W, Ho, Wo)
+        _mbconv(lib.sgemm, lib.ilp64, x, we, be, act_expand, has_expand, w_dw.reshape(Ch, 3, 3), b_dw, act_dw,
+                stride, dilation, w_proj.reshape(Co, Ch), b_proj, residual, R, G,
+                tiles(Ch, rows_in * W, Ci), tiles(Co, R * Wo, Ch), out)
     return out
 
 

@@ -71,7 +71,7 @@ class DeepLabV3(Network):
         """x (B, 3, H, W) -> logits (B, K, H, W). `record(name, array)` sees the stages,
         "aspp", "logits_lowres" (before upsampling) and "logits"."""
         rec = record or (lambda name, a: None)
-        feats = self.encoder.features(x, record, stages=(5,))[0]             # (B, C5, H/os, W/os)
+        feats = self.encoder.features(x, record)[-1]             # (B, C5, H/os, W/os)
         y = self.aspp(feats)
         rec("aspp", y)
         low = self.classifier(y)                                  # (B, K, H/os, W/os)

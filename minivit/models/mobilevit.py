@@ -14,7 +14,6 @@ from ..blocks.mobilevit_v1 import MobileViTBlock
 from ..blocks.mobilevit_v2 import MobileViTBlockV2
 from ..blocks.mobilevit_v3 import MobileViTv3BlockV1, MobileViTv3BlockV2
 from ..errors import InputError
-from ..kernels.pixel_tiles import untiled
 from ..kernels.pool import global_avg_pool
 from ..memory import keep_freed_memory
 from ..nn import ConvBNAct, Linear, Module
@@ -109,34 +108,27 @@ class MobileViT(Network):
     def name(self):
         return self.config.name
 
-    def features(self, x, record=None, stages=(1, 2, 3, 4, 5)):
-        """x (B, 3, H, W) float32 -> [the outputs of `stages` (1: layer_1 ... 5: layer_5)], NCHW.
-        `record(name, array)` sees each stage.
-
-        The stem and the inverted residuals before the first MobileViT block pass their maps on in
-        pixel tiles where the width allows (kernels/pixel_tiles.py): their 1x1 convs read and write
-        contiguous blocks. Every map that leaves this method, or reaches `record`, is NCHW."""
-        rec = (lambda name, a: None) if record is None else (lambda name, a: record(name, untiled(a)))
-        x = self.conv_1(x, tiled=True)
+    def features(self, x, record=None):
+        """x (B, 3, H, W) float32 -> [layer_1 ... layer_5 outputs]. `record(name, array)` sees each stage."""
+        rec = record or (lambda name, a: None)
+        x = self.conv_1(x)
         rec("conv_1", x)
-        outs, tiled = [], True               # tiled: still in the run of convolutions from the stem
+        outs = []
         for k in range(1, 6):
             for block in getattr(self, f"layer_{k}"):
                 if isinstance(block, InvertedResidual):
-                    x = block(x, tiled=tiled)
+                    x = block(x)
                 else:
-                    x, tiled = untiled(x), False
                     x = block(x, None if record is None else
-                              (lambda name, a, k=k: record(f"layer_{k}_{name}", a)))
+                              (lambda name, a, k=k: rec(f"layer_{k}_{name}", a)))
             rec(f"layer_{k}", x)
-            if k in stages:
-                outs.append(untiled(x))
+            outs.append(x)
         return outs
 
     def forward(self, x, record=None):
         """x (B, 3, H, W) float32 -> logits (B, classes). `record(name, array)` sees each stage."""
         rec = record or (lambda name, a: None)
-        x = self.features(x, record, stages=(5,))[0]
+        x = self.features(x, record)[-1]
         if self.conv_1x1_exp is not None:
             x = self.conv_1x1_exp(x)
             rec("conv_1x1_exp", x)

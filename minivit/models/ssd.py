@@ -101,7 +101,7 @@ class SSDLite(Network):
 
     def feature_maps(self, x, record=None):
         """The six maps the heads see: layer_4, layer_5, the three extra layers, the pooled 1x1."""
-        l4, l5 = self.encoder.features(x, record, stages=(4, 5))
+        l4, l5 = self.encoder.features(x, record)[3:]
         maps = [l4, l5]
         for layer in self.extra_layers:
             maps.append(layer(maps[-1]))
