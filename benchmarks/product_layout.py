@@ -4,13 +4,18 @@ A 1x1 conv from Ci to Co channels on a map of N pixels is the product (Co, Ci) @
 keeps activations channel-major (NCHW): the Ci input rows and Co output rows are whole planes, N
 floats apart, and a BLAS tile of 64 pixels reads Ci runs of 256 bytes from Ci planes and writes Co
 such runs. In a pixel-tiled layout, (N/64, C, 64), a tile's operands are contiguous: (Ci, 64) in,
-(Co, 64) out. This script times the same product five ways, each as single-threaded cblas_sgemm
+(Co, 64) out. This script times the same product seven ways, each as single-threaded cblas_sgemm
 calls on minivit's thread pool (the kernels' way, minivit/kernels/matmul.py), with no bias or
 activation:
 
 - `minivit tiles`: NCHW in and out, minivit's own product (matmul.gemm, in its tiles);
 - `64-pixel tiles`: NCHW in and out, tiles of 64 pixels;
-- `tiled out`: NCHW in, pixel-tiled out; `tiled in`: the reverse; `tiled both`.
+- `tiled out`: NCHW in, pixel-tiled out; `tiled in`: the reverse; `tiled both`;
+- `256-pixel tiles`, and the same with `padded planes`: NCHW, with each plane 16 floats longer
+  in the second. Planes of 4096 or 16384 floats are a multiple of 4 KB apart, so a tile's rows
+  all fall into the same few cache sets; the padding spreads them. The difference between these
+  two columns is the part of the NCHW cost that comes from where the planes sit in memory: the
+  NCHW columns above move by that much between buffers at other addresses.
 
 Before every run a 32 MB buffer is rewritten, so that the operands are no longer in L2 (as inside
 a forward pass, where other layers ran in between) and the input is re-read into L3. The five
@@ -33,6 +38,7 @@ from minivit.kernels.matmul import gemm                          # noqa: E402
 from minivit.threads import blas, blas_single_thread, set_num_threads   # noqa: E402
 
 L = 64                                                           # pixels per tile
+PAD = 16                                                         # floats added to each plane in `padded planes`
 SHAPES = "32x16x16384,32x32x16384,64x32x16384,64x64x16384,128x64x16384,64x64x4096,128x64x4096,64x128x4096,128x128x4096"
 
 
@@ -47,7 +53,7 @@ def _products(fn, ilp64, w, x, ldx, x_step, y, ldy, y_step, T, tn):
 
 
 def variants(Co, Ci, N, lib):
-    """The product (Co, Ci) @ (Ci, N) five ways: {name: (run, input array to re-read before each run,
+    """The product (Co, Ci) @ (Ci, N) seven ways: {name: (run, input array to re-read before each run,
     result as (Co, N))}, and NumPy's product in float64."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((Co, Ci), dtype=np.float32)
@@ -57,6 +63,10 @@ def variants(Co, Ci, N, lib):
     yt = np.empty((N // L, Co, L), np.float32)
     T = N // L
     f, i64 = lib.sgemm, lib.ilp64
+    Np = N + PAD
+    xp = np.zeros((Ci, Np), np.float32)                               # NCHW planes Np apart
+    xp[:, :N] = x
+    yp = np.empty((Co, Np), np.float32)
     plain = lambda: y                                                     # noqa: E731
     untile = lambda: yt.transpose(1, 0, 2).reshape(Co, N)                 # noqa: E731  (N/L, Co, L) -> (Co, N)
     runs = {
@@ -66,13 +76,17 @@ def variants(Co, Ci, N, lib):
         "tiled in": (lambda: _products(f, i64, w, xt.ctypes.data, L, Ci * L, y.ctypes.data, N, L, T, L), xt, plain),
         "tiled both": (lambda: _products(f, i64, w, xt.ctypes.data, L, Ci * L, yt.ctypes.data, L, Co * L, T, L),
                        xt, untile),
+        "256-pixel tiles": (lambda: _products(f, i64, w, x.ctypes.data, N, 4 * L, y.ctypes.data, N, 4 * L, T // 4,
+                                              4 * L), x, plain),
+        "padded planes": (lambda: _products(f, i64, w, xp.ctypes.data, Np, 4 * L, yp.ctypes.data, Np, 4 * L, T // 4,
+                                            4 * L), xp, lambda: yp[:, :N]),
     }
     return runs, w.astype(np.float64) @ x.astype(np.float64)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shapes", default=SHAPES, help="Co x Ci x pixels, comma-separated (pixels a multiple of 64)")
+    ap.add_argument("--shapes", default=SHAPES, help="Co x Ci x pixels, comma-separated (pixels a multiple of 256)")
     ap.add_argument("--repeat", type=int, default=30)
     args = ap.parse_args()
     set_num_threads(1)
@@ -86,8 +100,8 @@ def main():
     with blas_single_thread():
         for shape in args.shapes.split(","):
             Co, Ci, N = (int(v) for v in shape.split("x"))
-            if N % L:
-                sys.exit(f"{shape}: the pixel count must be a multiple of {L}")
+            if N % (4 * L):
+                sys.exit(f"{shape}: the pixel count must be a multiple of {4 * L}")
             runs, ref = variants(Co, Ci, N, lib)
             times = {n: [] for n in runs}
             for name, (run, _, result) in runs.items():           # compile, touch the outputs, check
