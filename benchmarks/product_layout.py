@@ -12,13 +12,17 @@ activation:
 - `64-pixel tiles`: NCHW in and out, tiles of 64 pixels;
 - `tiled out`: NCHW in, pixel-tiled out; `tiled in`: the reverse; `tiled both`;
 - `256-pixel tiles`, and the same with `padded planes`: NCHW, with each plane 16 floats longer
-  in the second. Planes of 4096 or 16384 floats are a multiple of 4 KB apart, so a tile's rows
-  all fall into the same few cache sets; the padding spreads them. The difference between these
-  two columns is the part of the NCHW cost that comes from where the planes sit in memory: the
-  NCHW columns above move by that much between buffers at other addresses.
+  in the second. Planes of 4096 or 16384 floats are a multiple of 4 KiB apart, so a tile's rows
+  all fall into the same few cache sets; the padding spreads them.
+
+Where the buffers sit matters as much: the input and output arrays here are large enough to be
+mapped fresh, so both start 16 bytes past a 4 KiB boundary, and an input row and the output row
+at the same pixels share cache sets too. Inside a forward pass they mostly do not, and the NCHW
+columns here are slower than the same products in a pass (PROFILE.md, "Pixel tiles from the
+stem"): compare layouts with each other, not with a model's layer times.
 
 Before every run a 32 MB buffer is rewritten, so that the operands are no longer in L2 (as inside
-a forward pass, where other layers ran in between) and the input is re-read into L3. The five
+a forward pass, where other layers ran in between) and the input is re-read into L3. The seven
 variants rotate within each repetition. Prints min and median per variant as a Markdown table
 (benchmarks/PROFILE.md quotes one).
 
@@ -61,7 +65,6 @@ def variants(Co, Ci, N, lib):
     xt = np.ascontiguousarray(x.reshape(Ci, N // L, L).transpose(1, 0, 2))   # tiled: (N/L, Ci, L)
     y = np.empty((Co, N), np.float32)
     yt = np.empty((N // L, Co, L), np.float32)
-    T = N // L
     f, i64 = lib.sgemm, lib.ilp64
     Np = N + PAD
     xp = np.zeros((Ci, Np), np.float32)                               # NCHW planes Np apart
@@ -69,17 +72,18 @@ def variants(Co, Ci, N, lib):
     yp = np.empty((Co, Np), np.float32)
     plain = lambda: y                                                     # noqa: E731
     untile = lambda: yt.transpose(1, 0, 2).reshape(Co, N)                 # noqa: E731  (N/L, Co, L) -> (Co, N)
+
+    def tiles_of(tn, src, ldx, x_step, dst, ldy, y_step):
+        # N/tn products of tn pixels, src and dst addressed as _products describes
+        return lambda: _products(f, i64, w, src.ctypes.data, ldx, x_step, dst.ctypes.data, ldy, y_step, N // tn, tn)
     runs = {
         "minivit tiles": (lambda: gemm(w, x, out=y[None]), x, plain),
-        "64-pixel tiles": (lambda: _products(f, i64, w, x.ctypes.data, N, L, y.ctypes.data, N, L, T, L), x, plain),
-        "tiled out": (lambda: _products(f, i64, w, x.ctypes.data, N, L, yt.ctypes.data, L, Co * L, T, L), x, untile),
-        "tiled in": (lambda: _products(f, i64, w, xt.ctypes.data, L, Ci * L, y.ctypes.data, N, L, T, L), xt, plain),
-        "tiled both": (lambda: _products(f, i64, w, xt.ctypes.data, L, Ci * L, yt.ctypes.data, L, Co * L, T, L),
-                       xt, untile),
-        "256-pixel tiles": (lambda: _products(f, i64, w, x.ctypes.data, N, 4 * L, y.ctypes.data, N, 4 * L, T // 4,
-                                              4 * L), x, plain),
-        "padded planes": (lambda: _products(f, i64, w, xp.ctypes.data, Np, 4 * L, yp.ctypes.data, Np, 4 * L, T // 4,
-                                            4 * L), xp, lambda: yp[:, :N]),
+        "64-pixel tiles": (tiles_of(L, x, N, L, y, N, L), x, plain),
+        "tiled out": (tiles_of(L, x, N, L, yt, L, Co * L), x, untile),
+        "tiled in": (tiles_of(L, xt, L, Ci * L, y, N, L), xt, plain),
+        "tiled both": (tiles_of(L, xt, L, Ci * L, yt, L, Co * L), xt, untile),
+        "256-pixel tiles": (tiles_of(4 * L, x, N, 4 * L, y, N, 4 * L), x, plain),
+        "padded planes": (tiles_of(4 * L, xp, Np, 4 * L, yp, Np, 4 * L), xp, lambda: yp[:, :N]),
     }
     return runs, w.astype(np.float64) @ x.astype(np.float64)
 
