@@ -25,8 +25,8 @@ How many threads the `prange` loops use, and why BLAS runs inside them on one
 thread, is decided in `minivit/threads.py`.
 
 Two pieces of Numba extension code live here too, because Numba lacks them:
-- `f32_from_bits`: a bit cast int32 -> float32, which the vectorisable exp of
-  `kernels/elementwise.py` needs to build 2**k;
+- `f32_from_bits` and `bits_of_f32`: bit casts int32 <-> float32, with which
+  the vectorisable exp of `kernels/elementwise.py` rounds and builds 2**k;
 - `sgemm`: a call to BLAS's cblas_sgemm by address, so that kernels can run
   single-threaded matrix products on tiles from inside their own parallel
   loops. The address is a run-time argument (not a baked-in constant), so
@@ -96,6 +96,26 @@ def _bitcast_f32(typingctx, i):
 @overload(f32_from_bits)
 def _f32_from_bits_jit(i):
     return lambda i: _bitcast_f32(i)
+
+
+def bits_of_f32(x):
+    """The int32 whose bit pattern is that of the float32 x (no conversion)."""
+    return np.array(x, np.float32).view(np.int32)[()]
+
+
+@intrinsic
+def _bitcast_i32(typingctx, x):
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(x), codegen
+
+
+@overload(bits_of_f32)
+def _bits_of_f32_jit(x):
+    return lambda x: _bitcast_i32(x)
 
 
 # ----------------------------------------------------------------------------- cblas_sgemm by address
