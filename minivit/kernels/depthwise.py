@@ -18,15 +18,16 @@ as three plain convolutions.
 import numpy as np
 
 from ..jit import get_pool_threads, jit, jit_fma, pjit, prange, sgemm
-from .elementwise import act_row
+from .elementwise import act_point, act_row
 from .matmul import tiles
 from .planes import fill_interior, phases
 
 
 @jit_fma
-def _taps(flat, wc, beta, step_y, step_x, n, dst):
-    # dst[t] = beta + sum_ij wc[i, j] * flat[t + i*step_y + j*step_x] for t < n: every tap
-    # is a contiguous run of the flattened padded plane; 3x3 in one pass, others tap by tap
+def _taps(flat, wc, beta, step_y, step_x, act, n, dst):
+    # dst[t] = act(beta + sum_ij wc[i, j] * flat[t + i*step_y + j*step_x]) for t < n: every tap
+    # is a contiguous run of the flattened padded plane; 3x3 in one pass (the activation applied
+    # as each value is made), others tap by tap
     kh, kw = wc.shape
     if kh == 3 and kw == 3:
         a0, b0, c0 = flat[0:n], flat[step_x:step_x + n], flat[2 * step_x:2 * step_x + n]
@@ -37,9 +38,9 @@ def _taps(flat, wc, beta, step_y, step_x, n, dst):
         w10, w11, w12 = wc[1, 0], wc[1, 1], wc[1, 2]
         w20, w21, w22 = wc[2, 0], wc[2, 1], wc[2, 2]
         for t in range(n):
-            dst[t] = (beta + (w00 * a0[t] + w01 * b0[t] + w02 * c0[t])
-                      + (w10 * a1[t] + w11 * b1[t] + w12 * c1[t])
-                      + (w20 * a2[t] + w21 * b2[t] + w22 * c2[t]))
+            dst[t] = act_point(beta + (w00 * a0[t] + w01 * b0[t] + w02 * c0[t])
+                               + (w10 * a1[t] + w11 * b1[t] + w12 * c1[t])
+                               + (w20 * a2[t] + w21 * b2[t] + w22 * c2[t]), act)
     else:
         for t in range(n):
             dst[t] = beta
@@ -50,6 +51,7 @@ def _taps(flat, wc, beta, step_y, step_x, n, dst):
                 wv = wc[i, j]
                 for t in range(n):
                     dst[t] += wv * a[t]
+        act_row(dst[:n], np.float32(0.0), act)
 
 
 @jit_fma
@@ -77,8 +79,7 @@ def _dw_plane(src, wc, beta, sh, sw, ph, pw, dh, dw, act, buf, wide, tmp, dst):
     flat = buf.reshape(Hp * Wp)
     if sh == 1 and sw == 1:
         m = wide.shape[0]
-        _taps(flat, wc, beta, dh * Wp, dw, m, wide)
-        act_row(wide, np.float32(0.0), act)              # the bias is in already
+        _taps(flat, wc, beta, dh * Wp, dw, act, m, wide)
         for oy in range(Ho):
             orow, row = dst[oy], wide[oy * Wp:oy * Wp + Wo]
             for t in range(Wo):
@@ -88,7 +89,7 @@ def _dw_plane(src, wc, beta, sh, sw, ph, pw, dh, dw, act, buf, wide, tmp, dst):
         if kh == 3 and kw == 3 and dw == 1:
             _taps3_rows(buf[oy * sh], buf[oy * sh + dh], buf[oy * sh + 2 * dh], wc, beta, tmp)
         else:
-            _taps(flat[oy * sh * Wp:], wc, beta, dh * Wp, dw, tmp.shape[0], tmp)
+            _taps(flat[oy * sh * Wp:], wc, beta, dh * Wp, dw, 0, tmp.shape[0], tmp)
         orow = dst[oy]
         for t in range(Wo):
             orow[t] = tmp[t * sw]
@@ -96,8 +97,8 @@ def _dw_plane(src, wc, beta, sh, sw, ph, pw, dh, dw, act, buf, wide, tmp, dst):
 
 
 @jit_fma
-def _taps_s2(P, wc, beta, n, dst):
-    # dst[t] = beta + the nine taps of a 3x3 stride-2 conv, t over the flattened (Hq, Wq)
+def _taps_s2(P, wc, beta, act, n, dst):
+    # dst[t] = act(beta + the nine taps of a 3x3 stride-2 conv), t over the flattened (Hq, Wq)
     # output grid: tap (i, j) reads phase (i % 2, j % 2) shifted by (i // 2, j // 2)
     Hq, Wq = P.shape[2], P.shape[3]
     f = P.reshape(4, Hq * Wq)
@@ -109,9 +110,9 @@ def _taps_s2(P, wc, beta, n, dst):
     w10, w11, w12 = wc[1, 0], wc[1, 1], wc[1, 2]
     w20, w21, w22 = wc[2, 0], wc[2, 1], wc[2, 2]
     for t in range(n):
-        dst[t] = (beta + (w00 * a0[t] + w01 * b0[t] + w02 * c0[t])
-                  + (w10 * a1[t] + w11 * b1[t] + w12 * c1[t])
-                  + (w20 * a2[t] + w21 * b2[t] + w22 * c2[t]))
+        dst[t] = act_point(beta + (w00 * a0[t] + w01 * b0[t] + w02 * c0[t])
+                           + (w10 * a1[t] + w11 * b1[t] + w12 * c1[t])
+                           + (w20 * a2[t] + w21 * b2[t] + w22 * c2[t]), act)
 
 
 @jit
@@ -121,8 +122,7 @@ def _dw_plane_s2(src, wc, beta, act, P, wide, dst):
     Ho, Wo = dst.shape
     Wq = P.shape[3]
     phases(src, P)
-    _taps_s2(P, wc, beta, wide.shape[0], wide)
-    act_row(wide, np.float32(0.0), act)
+    _taps_s2(P, wc, beta, act, wide.shape[0], wide)
     for oy in range(Ho):
         orow, row = dst[oy], wide[oy * Wq:oy * Wq + Wo]
         for t in range(Wo):
@@ -283,7 +283,7 @@ def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, resi
             for c in range(Ch):
                 if s == 1:
                     m = (r - 1) * Wp + Wo
-                    _taps(hid[c].reshape(rmax * Wp), wd[c], bd[c], d * Wp, d, m, wide)
+                    _taps(hid[c].reshape(rmax * Wp), wd[c], bd[c], d * Wp, d, ad, m, wide)
                     for j in range(r):
                         dst, src = dwo[c, j * Wo:(j + 1) * Wo], wide[j * Wp:j * Wp + Wo]
                         for t in range(Wo):
@@ -295,7 +295,7 @@ def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, resi
                         dst = dwo[c, j * Wo:(j + 1) * Wo]
                         for t in range(Wo):
                             dst[t] = full[2 * t]                  # the even columns (a vectorised strided read)
-                act_row(dwo[c, :r * Wo], np.float32(0.0), ad)
+                    act_row(dwo[c, :r * Wo], np.float32(0.0), ad)
             # project: (Co, Ch) @ (Ch, r*Wo) -> the band's rows of out (row stride Ho*Wo), + bias (+ x)
             _gemm_tiled(fn, ilp64, Co, r * Wo, Ch, tp[0], tp[1], wp.ctypes.data, Ch, dwo.ctypes.data, R * Wo,
                         ob[:, oy0 * Wo:].ctypes.data, Ho * Wo)

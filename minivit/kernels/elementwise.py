@@ -11,7 +11,8 @@
   exp(88), which SiLU and softmax never notice. The coefficients fit exp on
   [-ln2/2, ln2/2] for the least largest relative error (1.9e-9 before float32
   rounding; Lawson's reweighted least squares on 4000 Chebyshev points).
-- `act_row`: the activation epilogue on one row (bias, then none/SiLU/ReLU).
+- `act_row`: the activation epilogue on one row (bias, then none/SiLU/ReLU);
+  `act_point` the same on one value, for loops that apply it as they compute.
 - `softmax_row`: softmax(scale * row) in place; `exp_row` is its first half (the
   exponentials and their sum), for callers that normalise later.
 - `sum_f32`, `moments_f32`: the sums of a row (and of its squares), as vector partial
@@ -51,6 +52,16 @@ def exp32(v):
     p = p * r + _E0
     two_k = f32_from_bits(bits_of_f32(t) << np.int32(23))    # (k + 127) << 23: the exponent field of 2**k
     return p * two_k
+
+
+@jit
+def act_point(v, act):
+    """act(v) of one float32: act 0 none, 1 SiLU, 2 ReLU (LLVM moves the test out of the caller's loop)."""
+    if act == 1:
+        return v / (np.float32(1.0) + exp32(-v))
+    if act == 2:
+        return v if v > 0 else np.float32(0.0)
+    return v
 
 
 @jit
