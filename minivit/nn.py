@@ -132,9 +132,10 @@ class ConvBNAct(Module):
         self._w = np.ascontiguousarray(w, dtype=np.float32)
         self._b = b.astype(np.float32) if (self.bn is not None or self.conv.bias is not None) else None
 
-    def __call__(self, x):
-        """x (B, Ci, H, W) -> (B, Co, Ho, Wo)."""
-        return conv2d(x, self._w, self._b, self.stride, self.padding, self.dilation, self.groups, self.act)
+    def __call__(self, x, residual=None):
+        """x (B, Ci, H, W) -> (B, Co, Ho, Wo), plus residual (B, Co, Ho, Wo) after the activation if given."""
+        return conv2d(x, self._w, self._b, self.stride, self.padding, self.dilation, self.groups, self.act,
+                      residual)
 
 
 class Linear(Module):
@@ -146,9 +147,9 @@ class Linear(Module):
     def _prepare(self):
         self._wt = np.ascontiguousarray(self.weight.T)    # (Din, Dout): x @ _wt needs no transpose
 
-    def __call__(self, x, act=None):
-        """x (..., Din) -> (..., Dout)."""
-        return linear(x, self._wt, self.bias, act)
+    def __call__(self, x, act=None, residual=None):
+        """x (..., Din) -> (..., Dout), plus residual (..., Dout) after the activation if given."""
+        return linear(x, self._wt, self.bias, act, residual)
 
 
 class LayerNorm(Module):

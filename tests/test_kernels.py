@@ -94,6 +94,9 @@ def test_mha(mode, T, N, D, heads):
                                   return_attn=True)
     assert_close("mha", got, ref, atol=1e-5, rtol=1e-5)
     assert_close("mha attention", got_attn, ref_attn, atol=1e-6)
+    r = rand(T, N, D, seed=5)       # the transformer layer's residual, added in the output projection's epilogue
+    got = attention.mha(x, np.ascontiguousarray(wq.T), bq, np.ascontiguousarray(wo.T), bo, heads, residual=r)
+    assert_close("mha + residual", got, ref.astype(np.float64) + r, atol=2e-5, rtol=1e-5)
 
 
 def test_mha_ref_matches_torch():
@@ -169,3 +172,5 @@ def test_pool_and_linear():
     ref = torch.nn.functional.linear(torch.from_numpy(f), torch.from_numpy(w), torch.from_numpy(b)).numpy()
     assert_close("linear_ref", pool.linear_ref(f, w, b), ref, atol=1e-5)
     assert_close("linear", pool.linear(f, np.ascontiguousarray(w.T), b), ref, atol=1e-5)
+    r = rand(4, 3, seed=3)
+    assert_close("linear + residual", pool.linear(f, np.ascontiguousarray(w.T), b, residual=r), ref + r, atol=1e-5)

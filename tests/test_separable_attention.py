@@ -37,6 +37,10 @@ def test_fast_matches_reference(mode, shape):
     assert_close("separable_attention", y, y_ref, atol=2e-6, rtol=1e-5)
     assert_close("context scores", s, s_ref, atol=1e-7, rtol=1e-6)
     np.testing.assert_array_equal(sa.separable_attention(*args), y)   # same numbers without scores
+    # the transformer layer's residual, added in the output projection's epilogue
+    r = make(*shape, seed=5)[0]
+    assert_close("separable_attention + residual", sa.separable_attention(*args, residual=r),
+                 y_ref.astype(np.float64) + r, atol=4e-6, rtol=1e-5)
 
 
 def test_scores_are_a_softmax_over_patches():

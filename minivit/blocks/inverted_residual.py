@@ -42,7 +42,4 @@ class InvertedResidual(Module):
             if y is not None:                  # the fused kernel: the expanded map stays in cache
                 return y
         y = x if self.expand is None else self.expand(x)
-        y = self.project(self.dw(y))
-        if self.residual:
-            y += x
-        return y
+        return self.project(self.dw(y), residual=x if self.residual else None)

@@ -25,8 +25,8 @@ class Pointwise(Module):
         """The weight as a (Co, Ci) matrix (a view)."""
         return self.weight.reshape(self.weight.shape[:2])
 
-    def __call__(self, x, act=None):
-        return conv2d(x, self.weight, self.bias, act=act)
+    def __call__(self, x, act=None, residual=None):
+        return conv2d(x, self.weight, self.bias, act=act, residual=residual)
 
 
 class SeparableSelfAttention(Module):
@@ -36,10 +36,10 @@ class SeparableSelfAttention(Module):
         self.qkv = Pointwise(dim, 1 + 2 * dim)
         self.proj = Pointwise(dim, dim)
 
-    def __call__(self, x, return_scores=False):
-        """x (B, d, P, N) -> (B, d, P, N) [and the context scores (B, P, N)]."""
+    def __call__(self, x, return_scores=False, residual=None):
+        """x (B, d, P, N) -> (B, d, P, N) (+ residual) [and the context scores (B, P, N)]."""
         return separable_attention(x, self.qkv.matrix, self.qkv.bias, self.proj.matrix, self.proj.bias,
-                                   return_scores)
+                                   return_scores, residual)
 
 
 class ConvMLP(Module):
@@ -47,8 +47,8 @@ class ConvMLP(Module):
         self.fc1 = Pointwise(dim, hidden)
         self.fc2 = Pointwise(hidden, dim)
 
-    def __call__(self, x):
-        return self.fc2(self.fc1(x, act="silu"))
+    def __call__(self, x, residual=None):
+        return self.fc2(self.fc1(x, act="silu"), residual=residual)
 
 
 class LinearTransformerLayer(Module):
@@ -60,11 +60,10 @@ class LinearTransformerLayer(Module):
 
     def __call__(self, x, scores=None):
         """x (B, d, P, N) -> (B, d, P, N). If `scores` is a list, this layer's (B, P, N) scores join it."""
+        # each residual add happens in its projection's epilogue; the caller's x is left as it was
         if scores is None:
-            y = self.attn(self.norm1(x))
+            x = self.attn(self.norm1(x), residual=x)
         else:
-            y, s = self.attn(self.norm1(x), return_scores=True)
+            x, s = self.attn(self.norm1(x), return_scores=True, residual=x)
             scores.append(s)
-        x = x + y                       # a new array: the caller's x is left as it was
-        x += self.mlp(self.norm2(x))
-        return x
+        return self.mlp(self.norm2(x), residual=x)

@@ -44,9 +44,8 @@ class MobileViTv3BlockV1(Module):
             record("local", local)
             record("global", glob)
         y = self.conv_proj(glob)                     # (B, C, H, W)
-        y = self.conv_fusion(np.concatenate([local, y], axis=1))   # (B, D+C, H, W) -> (B, C, H, W)
-        y += x
-        return y
+        # (B, D+C, H, W) -> (B, C, H, W), + x in the conv's epilogue
+        return self.conv_fusion(np.concatenate([local, y], axis=1), residual=x)
 
 
 class MobileViTv3BlockV2(Module):
@@ -70,6 +69,5 @@ class MobileViTv3BlockV2(Module):
             record("local", local)
             record("global", glob)
             record("scores", np.concatenate(scores, axis=1))   # layers x (B, 1, H', W') -> (B, layers, H', W')
-        y = self.conv_proj(np.concatenate([glob, local], axis=1))   # (B, 2d, H', W') -> (B, C, H', W')
-        y += x
-        return y
+        # (B, 2d, H', W') -> (B, C, H', W'), + x in the conv's epilogue
+        return self.conv_proj(np.concatenate([glob, local], axis=1), residual=x)

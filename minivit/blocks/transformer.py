@@ -14,10 +14,10 @@ class MultiHeadAttention(Module):
         self.proj = Linear(dim, dim)
         self.heads = heads
 
-    def __call__(self, x, return_attn=False):
-        """x (T, N, D) -> (T, N, D) [and the attention (T, h, N, N)]."""
+    def __call__(self, x, return_attn=False, residual=None):
+        """x (T, N, D) -> (T, N, D) (+ residual) [and the attention (T, h, N, N)]."""
         return mha(x, self.qkv._wt, self.qkv.bias, self.proj._wt, self.proj.bias,
-                   self.heads, return_attn)
+                   self.heads, return_attn, residual)
 
 
 class MLP(Module):
@@ -25,8 +25,8 @@ class MLP(Module):
         self.fc1 = Linear(dim, hidden)
         self.fc2 = Linear(hidden, dim)
 
-    def __call__(self, x):
-        return self.fc2(self.fc1(x, act="silu"))
+    def __call__(self, x, residual=None):
+        return self.fc2(self.fc1(x, act="silu"), residual=residual)
 
 
 class TransformerLayer(Module):
@@ -38,6 +38,5 @@ class TransformerLayer(Module):
 
     def __call__(self, x):
         """x (T, N, D) -> (T, N, D)."""
-        x = x + self.attn(self.norm1(x))
-        x += self.mlp(self.norm2(x))
-        return x
+        x = self.attn(self.norm1(x), residual=x)       # a new array: the caller's x is left as it was
+        return self.mlp(self.norm2(x), residual=x)

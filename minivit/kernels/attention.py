@@ -85,8 +85,11 @@ def _attend(fn, ilp64, qkv, heads, scale, scores, keep_scores, out):
                     r[j] *= a
 
 
-def mha(x, w_qkv_t, b_qkv, w_out_t, b_out, heads, return_attn=False):
-    """Fast version. x (T, N, D); w_qkv_t (D, 3D) and w_out_t (D, D) are transposed weights."""
+def mha(x, w_qkv_t, b_qkv, w_out_t, b_out, heads, return_attn=False, residual=None):
+    """Fast version. x (T, N, D); w_qkv_t (D, 3D) and w_out_t (D, D) are transposed weights.
+
+    residual (T, N, D) or None: added to the output in the output projection's epilogue.
+    """
     T, N, D = x.shape
     d = D // heads
     qkv = gemm(x.reshape(T * N, D), w_qkv_t, b_qkv, "cols")            # (T*N, D) @ (D, 3D) -> (1, T*N, 3D)
@@ -103,5 +106,6 @@ def mha(x, w_qkv_t, b_qkv, w_out_t, b_out, heads, return_attn=False):
         softmax_rows_(scores, d ** -0.5)                               # softmax(q k^T / sqrt(d))
         # (T, h, N, N) @ (T, h, N, d) -> (T, h, N, d), written straight into the (T, N, h, d) layout
         np.matmul(scores, v, out=o.reshape(T, N, heads, d).transpose(0, 2, 1, 3))
-    y = gemm(o.reshape(T * N, D), w_out_t, b_out, "cols").reshape(T, N, D)   # (T*N, D) @ (D, D)
+    res = None if residual is None else residual.reshape(1, T * N, D)
+    y = gemm(o.reshape(T * N, D), w_out_t, b_out, "cols", residual=res).reshape(T, N, D)   # (T*N, D) @ (D, D)
     return (y, scores) if return_attn else y

@@ -28,10 +28,12 @@ def linear_ref(x, w, b=None):
     return y.astype(x.dtype)
 
 
-def linear(x, w_t, b=None, act=None):
-    """x (..., Din), w_t (Din, Dout) (the transposed weight, packed once) -> act(x @ w_t + b), (..., Dout)."""
+def linear(x, w_t, b=None, act=None, residual=None):
+    """x (..., Din), w_t (Din, Dout) (the transposed weight, packed once) -> act(x @ w_t + b) + residual,
+    (..., Dout); residual (..., Dout) or None."""
     Din, Dout = w_t.shape
     x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, Din)
+    res = None if residual is None else residual.reshape(1, -1, Dout)
     # (M, Din) @ (Din, Dout) -> (M, Dout), bias per output (column)
-    y = gemm(x2, w_t, b, "cols", act)
+    y = gemm(x2, w_t, b, "cols", act, res)
     return y.reshape(x.shape[:-1] + (Dout,))

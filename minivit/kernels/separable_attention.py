@@ -72,8 +72,11 @@ def _score_context_gate(qkv, scores, out):
                 o[n] = vn * ctx if vn > 0 else np.float32(0.0)
 
 
-def separable_attention(x, w_qkv, b_qkv, w_out, b_out, return_scores=False):
-    """Fast version. x (B, d, P, N) float32 C-contiguous -> (B, d, P, N) [and scores (B, P, N)]."""
+def separable_attention(x, w_qkv, b_qkv, w_out, b_out, return_scores=False, residual=None):
+    """Fast version. x (B, d, P, N) float32 C-contiguous -> (B, d, P, N) [and scores (B, P, N)].
+
+    residual (B, d, P, N) or None: added to the output in the output projection's epilogue.
+    """
     B, d, P, N = x.shape
     # (1+2d, d) @ (B, d, P*N) -> (B, 1+2d, P*N), bias per output channel
     qkv = gemm(w_qkv, x.reshape(B, d, P * N), b_qkv, "rows")
@@ -81,5 +84,6 @@ def separable_attention(x, w_qkv, b_qkv, w_out, b_out, return_scores=False):
     gated = np.empty((B, d, P, N), np.float32)
     _score_context_gate(qkv.reshape(B, 2 * d + 1, P, N), scores, gated)
     # (d, d) @ (B, d, P*N) -> (B, d, P*N)
-    y = gemm(w_out, gated.reshape(B, d, P * N), b_out, "rows").reshape(B, d, P, N)
+    res = None if residual is None else residual.reshape(B, d, P * N)
+    y = gemm(w_out, gated.reshape(B, d, P * N), b_out, "rows", residual=res).reshape(B, d, P, N)
     return (y, scores) if return_scores else y
