@@ -224,18 +224,17 @@ def _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0, y1, hid, row0,
         _gemm_tiled(fn, ilp64, Ch, nv * W, Ci, tm, tn, we.ctypes.data, Ci, xb[:, lo * W:].ctypes.data, H * W,
                     tmp.ctypes.data, nv * W)
     flat = tmp.reshape(tmp.size)                             # the product is (Ch, nv*W), row stride nv*W
-    if has_expand:
-        for c in range(Ch):                                  # bias and activation: one run per channel
-            act_row(flat[c * nv * W:(c + 1) * nv * W], be[c], ae)
     for c in range(Ch):
+        beta = be[c] if has_expand else np.float32(0.0)
+        act = ae if has_expand else 0
         for j in range(nv):
             dst = hid[c, row0 + lo - y0 + j, d:d + W]
             if has_expand:
                 src = flat[(c * nv + j) * W:(c * nv + j + 1) * W]
             else:
                 src = xb[c, (lo + j) * W:(lo + j + 1) * W]
-            for t in range(W):
-                dst[t] = src[t]
+            for t in range(W):                               # bias and activation on the way into the band
+                dst[t] = act_point(src[t] + beta, act)
 
 
 @pjit
