@@ -8,7 +8,8 @@ parallel over (image, channel), on a zero-bordered copy of each plane:
   end are computed and dropped), which keeps per-row overhead out;
 - stride 2, 3x3 (MobileNet's downsampling): the same on the four phase planes;
 - other strides: each needed row at full width, then every sw-th column.
-The bias is added first and the activation (act.ACTS codes) fused at the end.
+The bias is added first; the activation (act.ACTS codes) is applied in the same loop
+as the 3x3 taps (stride 1 and the phase planes), or in a pass at the end otherwise.
 
 `inverted_residual` fuses MobileNetV2's block (1x1 expand, depthwise, 1x1
 project, residual) band by band, so that its widest tensor, the expanded map,
