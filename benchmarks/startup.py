@@ -1,9 +1,11 @@
 """Measurements that need a fresh process: first result, cold compile, peak memory.
 
-- first result: wall time from launching `python` to the first mobilevit_xxs logits
-  (import, create_model, one 256x256 forward pass), with the Numba cache warm (the
-  normal case after the first run or `minivit warmup`) and cold (NUMBA_CACHE_DIR set
-  to a new empty directory, so every kernel compiles);
+- first result: wall time from launching `python` to the moment the first mobilevit_xxs
+  logits exist in the child (import, create_model, one 256x256 forward pass; the child
+  reads the same system-wide monotonic clock as the parent), with the Numba cache warm
+  (the normal case after the first run or `minivit warmup`) and cold (NUMBA_CACHE_DIR set
+  to a new empty directory, so every kernel compiles). The whole process, interpreter
+  shutdown included, is timed too and reported beside it;
 - cold compile: in a fresh process with an empty cache, `minivit.warmup(model)`:
   the time to compile every kernel the model needs, in total and kernel by kernel
   (from Numba's compile events; a kernel's time includes the helpers it compiles);
@@ -31,7 +33,8 @@ t2 = time.perf_counter()
 x = np.random.default_rng(0).uniform(0, 1, (1, 3, 256, 256)).astype(np.float32)
 logits = model(x)
 t3 = time.perf_counter()
-print(json.dumps(dict(imports=t1 - t0, create=t2 - t1, first_forward=t3 - t2)))
+result_at = time.monotonic()
+print(json.dumps(dict(imports=t1 - t0, create=t2 - t1, first_forward=t3 - t2, result_at=result_at)))
 """
 
 COLD_COMPILE = """
@@ -90,18 +93,27 @@ print(json.dumps(dict(peak=peak, before=before, added=peak - before if reset els
 
 
 def run_child(code, args=(), env=None, timeout=1800):
-    """Run `python -c code args`; (wall seconds, parsed JSON of its last line)."""
+    """Run `python -c code args`; (wall seconds, parsed JSON of its last line).
+
+    If the child reports `result_at` (its time.monotonic() when it had the result; the
+    clock is system-wide on Linux), the JSON also gets `to_result`: seconds from launch.
+    """
+    launched = time.monotonic()
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"child process failed:\n{proc.stderr[-3000:]}")
-    return wall, json.loads(proc.stdout.strip().splitlines()[-1])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "result_at" in out:
+        out["to_result"] = out["result_at"] - launched
+    return wall, out
 
 
-def first_result(repeats=3):
-    """{"warm": [...], "cold": [...]}: wall seconds and the child's own breakdown, per run."""
+def first_result(repeats=5):
+    """{"warm": [...], "cold": [...]}: (whole-process wall seconds, the child's breakdown with
+    `to_result`), per run."""
     run_child(FIRST_RESULT)                                    # make sure the default cache is warm
     out = {"warm": [], "cold": []}
     for _ in range(repeats):
