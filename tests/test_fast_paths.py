@@ -67,7 +67,19 @@ GEMM_CASES = [
     (1, 1, 24, 40, 3000, "rows"),     # many column tiles
     (1, 1, 900, 33, 20, "cols"),      # many row tiles
     (1, 3, 17, 1, 65, "rows"),        # K = 1
+    (1, 2, 200, 300, 700, "rows"),    # a 2-D grid of tiles, partial at both far edges
 ]
+
+
+def test_gemm_cases_include_a_2d_grid_of_tiles():
+    tm, tn = matmul.tiles(200, 700, 300)
+    assert 200 % tm and 700 % tn and tn > tm, (tm, tn)     # the column-major tile order, ragged edges
+
+
+@pytest.mark.parametrize("nm, nn, tm, tn", [(9, 6, 24, 128), (4, 3, 64, 16), (1, 5, 8, 32), (7, 1, 16, 8), (3, 3, 16, 16)])
+def test_tile_origins_visit_every_tile_once(nm, nn, tm, tn):
+    seen = sorted(matmul.tile_origin(r, nm, nn, tm, tn) for r in range(nm * nn))
+    assert seen == sorted((i * tm, j * tn) for i in range(nm) for j in range(nn))
 
 
 @pytest.mark.parametrize("case", GEMM_CASES, ids=lambda c: "x".join(map(str, c)))

@@ -23,7 +23,7 @@ from ..threads import blas, blas_single_thread
 from .act import ACTS, bias_act_
 from .depthwise import _depthwise, depthwise  # noqa: F401  (_depthwise: shown as conv._depthwise in tutorial 8)
 from .elementwise import act_row
-from .matmul import gemm, tiles
+from .matmul import gemm, tile_origin, tiles
 from .planes import pad_plane, phases
 
 
@@ -182,7 +182,7 @@ def _conv_taps(fn, ilp64, xp, wt, bias, has_bias, act, kw, dh, dw, tm, tn, wide)
     nm, nt = (Co + tm - 1) // tm, (Lw + tn - 1) // tn
     for u in prange(B * nm * nt):
         b, r = u // (nm * nt), u % (nm * nt)
-        m0, t0 = (r // nt) * tm, (r % nt) * tn
+        m0, t0 = tile_origin(r, nm, nt, tm, tn)
         m = min(Co, m0 + tm) - m0
         n = min(Lw, t0 + tn) - t0
         src = xp[b].reshape(Ci, Hp * Wp)
