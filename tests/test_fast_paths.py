@@ -267,9 +267,11 @@ def mbconv_weights(Ci, Ch, Co, expand):
     return we, be, rand(Ch, 1, 3, 3, seed=3) * 0.4, rand(Ch, seed=4), rand(Co, Ch, 1, 1, seed=5) * 0.3, rand(Co, seed=6)
 
 
+@pytest.mark.parametrize("acts", [(1, 1), (2, 2), (2, 0), (0, 1)], ids=lambda a: "expand%d-dw%d" % a)
 @pytest.mark.parametrize("case", MBCONV_CASES, ids=lambda c: "x".join(map(str, c)))
-def test_inverted_residual_fused(mode, case, monkeypatch):
-    """Small shapes, with the size threshold lowered so that the fused path runs on them."""
+def test_inverted_residual_fused(mode, case, acts, monkeypatch):
+    """Small shapes, with the size threshold lowered so that the fused path runs on them; the
+    activation codes (0 none, 1 SiLU, 2 ReLU) of the expansion and of the depthwise."""
     from minivit.kernels import depthwise
     monkeypatch.setattr(depthwise, "FUSE_BYTES", 0)
     monkeypatch.setattr(depthwise, "BAND_BYTES", 16 * 1024)     # several bands even on small maps
@@ -277,9 +279,10 @@ def test_inverted_residual_fused(mode, case, monkeypatch):
     B, Ci, Ch, Co, H, W, s, d, expand, residual = case
     x = rand(B, Ci, H, W)
     we, be, wd, bd, wp, bp = mbconv_weights(Ci, Ch, Co, expand)
-    got = depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, s, d, wp, bp, residual)
+    ae, ad = acts
+    got = depthwise.inverted_residual(x, we, be, ae, wd, bd, ad, s, d, wp, bp, residual)
     assert got is not None, "the fused path should apply to this case"
-    ref = depthwise.inverted_residual_ref(x, we, be, 1, wd, bd, 1, s, d, wp, bp, residual)
+    ref = depthwise.inverted_residual_ref(x, we, be, ae, wd, bd, ad, s, d, wp, bp, residual)
     assert_close("inverted_residual", got, ref, atol=2e-5, rtol=1e-5)
 
 

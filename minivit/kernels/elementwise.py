@@ -56,7 +56,8 @@ def exp32(v):
 
 @jit
 def act_point(v, act):
-    """act(v) of one float32: act 0 none, 1 SiLU, 2 ReLU (LLVM moves the test out of the caller's loop)."""
+    """act(v) of one float32: act 0 none, 1 SiLU, 2 ReLU. LLVM does not move the test of act out of
+    a caller's loop; with act 0 a 3x3 depthwise plane measured 15% slower than a plain loop."""
     if act == 1:
         return v / (np.float32(1.0) + exp32(-v))
     if act == 2:
