@@ -51,7 +51,7 @@ def tile_origin(r, nm, nn, tm, tn):
     is read nn times. The second moves less data when tn > tm (nn * M * K < nm * K * N), as
     with the 2-D small-path tiles (16-48 rows x 128-256 columns), and keeps the weights (A)
     in cache: (192, 384) @ (384, 4096) with a residual ran 1.3-1.6x faster that way on one
-    core, (96, 96) @ (96, 16384) 1.25x; the products are bit-identical either way.
+    core, (96, 96) @ (96, 16384) 1.1-1.3x; the products are bit-identical either way.
     """
     if tn > tm:
         return (r % nm) * tm, (r // nm) * tn
