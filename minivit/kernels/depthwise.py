@@ -226,16 +226,16 @@ def _expand_rows(fn, ilp64, xb, H, W, we, be, ae, has_expand, y0, y1, hid, row0,
                     tmp.ctypes.data, nv * W)
     flat = tmp.reshape(tmp.size)                             # the product is (Ch, nv*W), row stride nv*W
     for c in range(Ch):
-        beta = be[c] if has_expand else np.float32(0.0)
-        act = ae if has_expand else 0
         for j in range(nv):
             dst = hid[c, row0 + lo - y0 + j, d:d + W]
-            if has_expand:
-                src = flat[(c * nv + j) * W:(c * nv + j + 1) * W]
-            else:
+            if has_expand:                                   # bias and activation on the way into the band
+                src, beta = flat[(c * nv + j) * W:(c * nv + j + 1) * W], be[c]
+                for t in range(W):
+                    dst[t] = act_point(src[t] + beta, ae)
+            else:                                            # no expansion: the input rows as they are
                 src = xb[c, (lo + j) * W:(lo + j + 1) * W]
-            for t in range(W):                               # bias and activation on the way into the band
-                dst[t] = act_point(src[t] + beta, act)
+                for t in range(W):
+                    dst[t] = src[t]
 
 
 @pjit
