@@ -1,6 +1,6 @@
 """`python -m minivit ...`: the same as the `minivit` command."""
 import sys
 
-from .cli import main
+from .cli import run
 
-sys.exit(main())
+sys.exit(run())

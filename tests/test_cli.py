@@ -312,6 +312,19 @@ def test_warmup_reports_its_time(capsys):
     assert code == 2 and "unknown model 'mobilevit_huge'" in err
 
 
+def test_the_command_enters_through_run_which_freezes_the_collector_after_main(capsys, monkeypatch):
+    import gc
+    import tomllib
+    from minivit import cli
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"minivit": "minivit.cli:run"}
+    assert "from .cli import run" in (ROOT / "minivit" / "__main__.py").read_text()
+    calls = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append(len(capsys.readouterr().err)))
+    monkeypatch.setattr(sys, "argv", ["minivit", "warmup", "mobilevit_huge"])
+    assert cli.run() == 2 and calls and calls[0] > 0     # main's status; frozen once, after main printed
+
+
 # ---- once through a real process -----------------------------------------------------------
 
 def test_python_m_minivit_predicts_a_digit():
