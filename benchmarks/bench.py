@@ -178,6 +178,8 @@ def main():
     if not args.no_startup:
         extra["first_result"] = startup.first_result()
         print("first result:", extra["first_result"], flush=True)
+        extra["command"] = startup.command()
+        print("minivit predict, launch to exit:", [round(w, 2) for w in extra["command"]], flush=True)
         extra["cold_compile"] = {n: startup.cold_compile(n) for n in
                                  ([names[0]] if args.quick else [n for n in FAMILY_REPS if n in names] or names[:1])}
         print("cold compile:", {k: round(v[1]["total"], 1) for k, v in extra["cold_compile"].items()}, flush=True)

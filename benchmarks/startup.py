@@ -6,6 +6,9 @@
   (the normal case after the first run or `minivit warmup`) and cold (NUMBA_CACHE_DIR set
   to a new empty directory, so every kernel compiles). The whole process, interpreter
   shutdown included, is timed too and reported beside it;
+- the command: wall time of `python -m minivit predict` on one shipped digit image (the
+  shipped digit model), launch to exit, with the Numba cache warm: what a user of the
+  README's first command waits for;
 - cold compile: in a fresh process with an empty cache, `minivit.warmup(model)`:
   the time to compile every kernel the model needs, in total and kernel by kernel
   (from Numba's compile events; a kernel's time includes the helpers it compiles);
@@ -122,6 +125,21 @@ def first_result(repeats=5):
         with tempfile.TemporaryDirectory() as cache:
             out["cold"].append(run_child(FIRST_RESULT, env={"NUMBA_CACHE_DIR": cache}))
     return out
+
+
+def command(repeats=5):
+    """Wall seconds of `python -m minivit predict <shipped digit>`, launch to exit, per run (warm cache)."""
+    argv = [sys.executable, "-m", "minivit", "predict", str(ROOT / "minivit" / "data" / "digits" / "digit_7.png")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    walls = []
+    for k in range(repeats + 1):                               # the first run only makes sure the cache is warm
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1800, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"minivit predict failed:\n{proc.stderr[-3000:]}")
+        if k:
+            walls.append(time.perf_counter() - t0)
+    return walls
 
 
 def cold_compile(name):
