@@ -259,6 +259,7 @@ MBCONV_CASES = [
     (1, 8, 16, 8, 32, 40, 1, 2, True, True),      # dilation 2 (DeepLab backbones)
     (1, 4, 8, 4, 70, 33, 1, 1, True, True),       # several bands, odd width
     (1, 4, 8, 6, 67, 32, 2, 1, True, False),      # several bands at stride 2
+    (1, 4, 8, 4, 60, 33, 1, 1, True, True),       # 5 bands of 12 rows made 6 of 10 for two threads
 ]
 
 
@@ -286,6 +287,30 @@ def test_inverted_residual_fused(mode, case, acts, monkeypatch):
     assert_close("inverted_residual", got, ref, atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("B", [1, 2, 3])
+def test_band_plan_splits_the_rows_evenly_with_the_tallest_bands(B, threads):
+    """The groups of bands cover the rows, the largest has ceil(Ho / G) rows (as even as whole rows
+    allow), there are enough groups for the threads, and no taller band up to the one asked for
+    would have done."""
+    from minivit.kernels.depthwise import band_plan
+
+    def group_rows(Ho, R, G):
+        nb = -(-Ho // R)
+        per = -(-nb // G)
+        return [min(Ho, (g + 1) * per * R) - min(Ho, g * per * R) for g in range(G)]
+    uneven_as_asked = 0
+    for Ho in list(range(1, 70)) + [128, 129]:
+        for R0 in range(1, Ho + 2):
+            R, G = band_plan(Ho, R0, B, threads)
+            assert 1 <= R <= R0 and G == min(-(-Ho // R0), -(-threads // B))
+            rows = group_rows(Ho, R, G)
+            assert sum(rows) == Ho and max(rows) == -(-Ho // G), (Ho, R0, R, G, rows)
+            assert all(max(group_rows(Ho, r, G)) > -(-Ho // G) for r in range(R + 1, R0 + 1))
+            uneven_as_asked += max(group_rows(Ho, R0, G)) > -(-Ho // G)
+    assert (uneven_as_asked > 0) == (threads > B)    # one image per thread needs no split, so no change
+
+
 def test_inverted_residual_at_full_size():
     """The real thresholds: a 64x64 map with 96 hidden channels is fused, a 32x32 one is not."""
     from minivit.kernels import depthwise
@@ -302,8 +327,13 @@ def test_inverted_residual_fuses_only_where_it_measured_faster():
     """Stride 1 needs bands of four rows or more; stride 2 a 128-wide map of 8 MB or more."""
     from minivit.kernels import depthwise
     x = rand(1, 16, 64, 64)
-    we, be, wd, bd, wp, bp = mbconv_weights(16, 256, 16, True)       # 256 hidden channels: 1-row bands
+    we, be, wd, bd, wp, bp = mbconv_weights(16, 512, 16, True)       # 512 hidden channels: 1-row bands
     assert depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True) is None
+    we, be, wd, bd, wp, bp = mbconv_weights(16, 256, 16, True)       # 256: 5-row bands
+    got = depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True)
+    assert got is not None
+    ref = depthwise.inverted_residual_ref(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True)
+    assert_close("inverted_residual (256 hidden, 64x64)", got, ref, atol=2e-5, rtol=1e-5)
     we, be, wd, bd, wp, bp = mbconv_weights(16, 96, 24, True)
     assert depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 2, 1, wp, bp, False) is None   # 64 wide
     x = rand(1, 16, 128, 128)

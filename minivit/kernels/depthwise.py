@@ -13,7 +13,7 @@ as the 3x3 taps (stride 1 and the phase planes), or in a pass at the end otherwi
 
 `inverted_residual` fuses MobileNetV2's block (1x1 expand, depthwise, 1x1
 project, residual) band by band, so that its widest tensor, the expanded map,
-never leaves the cache (see _mbconv); `inverted_residual_ref` is its definition
+never exists whole (see _mbconv); `inverted_residual_ref` is its definition
 as three plain convolutions.
 """
 import numpy as np
@@ -310,8 +310,38 @@ def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, resi
                         row[t] += beta
 
 
-BAND_BYTES = 256 * 1024     # a hidden band of about this size, so a band's work stays in the 1 MB L2
+# A hidden band of about this size. 256 KB kept a band's whole work (band, product scratch,
+# depthwise rows) in the 1 MB L2; 512 KB spills some of it to L3, but each band multiplies wider
+# matrices, an image streams the weights half as often, and more blocks fuse (bands of 4-8 rows
+# where 256 KB gave 1-3: mobilevitv2_100 layer_2.1, mobilevit_s layer_2.x, layer_1 of the wide v2
+# models). Whole passes against 256 KB, interleaved windows: one thread, batch 1, 17 of 19
+# variants 0.3-2.8% faster, mobilevitv2_050 and mobilevitv2_200 within 1% either way; two
+# threads, batch 1 (with band_plan), 0.98-1.07x; batch 8, two threads, mobilevitv2_125 +4.0%,
+# mobilevit_xs +2.7%, mobilevitv2_100 +1.3%, mobilevitv3_050 -2.8% (its one loss).
+BAND_BYTES = 512 * 1024
 FUSE_BYTES = 1536 * 1024    # fuse only when one image's hidden map is at least this large
+
+
+def band_plan(Ho, R, B, threads):
+    """(R, G) for a fused block: output rows per band (at most R) and groups of bands per image.
+
+    The B * G loop steps of _mbconv cover the threads (G = 1 once there are as many images as
+    threads). A group takes a run of ceil(bands / G) consecutive bands, so with G > 1 the band
+    height decides how evenly the rows split: with 2 threads at batch 1, mobilevitv2_050's
+    layer_1 (128 rows) in bands of 29 would be 87 rows for one thread and 41 for the other.
+    So R is the tallest band height, up to the one asked for, whose largest group has no more
+    than ceil(Ho / G) rows (bands of 16 there: 64 and 64). With G = 1 that is R itself.
+    """
+    G = min(-(-Ho // R), max(1, -(-threads // B)))
+    if G == 1:
+        return R, 1
+    even = -(-Ho // G)
+    for r in range(R, 1, -1):
+        nb = -(-Ho // r)
+        per = -(-nb // G)                                    # bands per group
+        if per * r <= even:
+            return r, G
+    return 1, G                                              # bands of one row: ceil(Ho / G) per group
 
 
 def _fusion_pays(stride, R, hidden_bytes, W):
@@ -328,6 +358,9 @@ def _fusion_pays(stride, R, hidden_bytes, W):
     within 1% either way at one thread (mobilevitv2_050 15.35 against 15.24 ms unfused,
     mobilevitv2_100 47.4 against 47.2, mobilevitv2_200 164.9 against 166.0); the rule stays, since
     a fused block never holds its whole hidden map.
+    These were measured with 256 KB bands. With 512 KB bands (BAND_BYTES) the same rule fuses the
+    stride-1 blocks whose bands had 1-3 rows before and have 4-8 now; whole passes measured faster
+    with them (see BAND_BYTES).
     """
     if stride == 1:
         return R >= 4
@@ -359,9 +392,8 @@ def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, str
     has_expand = w_expand is not None
     we = w_expand.reshape(Ch, Ci) if has_expand else _NO_W
     be = b_expand if has_expand else _NO_B
-    nb = -(-Ho // R)
+    R, G = band_plan(Ho, R, B, get_pool_threads())
     rows_in = (R - 1) * stride + 2 * dilation + 1           # hidden rows of a full band
-    G = min(nb, max(1, -(-get_pool_threads() // B)))       # groups of bands: enough for the threads
     out = np.empty((B, Co, Ho, Wo), np.float32)
     with blas_single_thread():
         _mbconv(lib.sgemm, lib.ilp64, x, we, be, act_expand, has_expand, w_dw.reshape(Ch, 3, 3), b_dw, act_dw,
