@@ -315,9 +315,10 @@ def _mbconv(fn, ilp64, x, we, be, ae, has_expand, wd, bd, ad, s, d, wp, bp, resi
 # matrices, an image streams the weights half as often, and more blocks fuse (bands of 4-8 rows
 # where 256 KB gave 1-3: mobilevitv2_100 layer_2.1, mobilevit_s layer_2.x, layer_1 of the wide v2
 # models). Whole passes against 256 KB, interleaved windows: one thread, batch 1, 17 of 19
-# variants 0.3-2.8% faster, mobilevitv2_050 and mobilevitv2_200 within 1% either way; two
+# variants 0.1-2.8% faster, mobilevitv2_050 and mobilevitv2_200 within 1% either way; two
 # threads, batch 1 (with band_plan), 0.98-1.07x; batch 8, two threads, mobilevitv2_125 +4.0%,
-# mobilevit_xs +2.7%, mobilevitv2_100 +1.3%, mobilevitv3_050 -2.8% (its one loss).
+# mobilevit_xs +2.7%, mobilevitv2_100 +1.3-2.5%, mobilevitv3_050 -2.0% and -2.8% (the one variant
+# slower in both runs). Tables in benchmarks/PROFILE.md, "Wider bands".
 BAND_BYTES = 512 * 1024
 FUSE_BYTES = 1536 * 1024    # fuse only when one image's hidden map is at least this large
 
