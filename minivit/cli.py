@@ -293,7 +293,7 @@ def run():
 
     At exit CPython runs one last full garbage collection. After a forward pass it walks the
     hundreds of thousands of objects Numba keeps for its compiled kernels, all of them alive
-    until the end, and that took 0.25-0.35 s of a 1.3 s `minivit predict` on one image
+    until the end, and that took 0.25-0.35 s of a 1.1-1.2 s `minivit predict` on one image
     (0.05-0.06 s with the freeze; benchmarks/RESULTS.md has the command's whole time). Frozen
     objects are left out of that collection. Nothing is lost: memory goes back to the system with
     the process, files are closed as they are finished with, and atexit handlers still run.
