@@ -95,20 +95,27 @@ print(json.dumps(dict(peak=peak, before=before, added=peak - before if reset els
 """
 
 
+def _launch(argv, env=None, timeout=1800):
+    """Run `python argv` from the project root with the project on the path; (monotonic launch
+    time, wall seconds, stdout). Raises if the child fails."""
+    launched = time.monotonic()
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, *map(str, argv)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"child process failed ({' '.join(map(str, argv))[:80]}):\n{proc.stderr[-3000:]}")
+    return launched, wall, proc.stdout
+
+
 def run_child(code, args=(), env=None, timeout=1800):
     """Run `python -c code args`; (wall seconds, parsed JSON of its last line).
 
     If the child reports `result_at` (its time.monotonic() when it had the result; the
     clock is system-wide on Linux), the JSON also gets `to_result`: seconds from launch.
     """
-    launched = time.monotonic()
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"child process failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    launched, wall, stdout = _launch(["-c", code, *args], env, timeout)
+    out = json.loads(stdout.strip().splitlines()[-1])
     if "result_at" in out:
         out["to_result"] = out["result_at"] - launched
     return wall, out
@@ -129,17 +136,9 @@ def first_result(repeats=5):
 
 def command(repeats=5):
     """Wall seconds of `python -m minivit predict <shipped digit>`, launch to exit, per run (warm cache)."""
-    argv = [sys.executable, "-m", "minivit", "predict", str(ROOT / "minivit" / "data" / "digits" / "digit_7.png")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    walls = []
-    for k in range(repeats + 1):                               # the first run only makes sure the cache is warm
-        t0 = time.perf_counter()
-        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1800, env=env)
-        if proc.returncode != 0:
-            raise RuntimeError(f"minivit predict failed:\n{proc.stderr[-3000:]}")
-        if k:
-            walls.append(time.perf_counter() - t0)
-    return walls
+    argv = ["-m", "minivit", "predict", ROOT / "minivit" / "data" / "digits" / "digit_7.png"]
+    _launch(argv)                                              # make sure the default cache is warm
+    return [_launch(argv)[1] for _ in range(repeats)]
 
 
 def cold_compile(name):
