@@ -22,14 +22,16 @@ The policy, and why:
   thread. Measured on 2 cores, batch 8 (best of 5): mobilevit_xxs 65 ms
   against 68 for cutting every operation of the whole batch in two,
   mobilevitv2_050 75 against 89, mobilevitv3_xxs 56 against 59; with one
-  thread, 5-8% faster than the batch at once. Since freed activations stay on
-  the heap (memory.py) and matmul tiles split evenly, the two are within 2%
-  of each other (mobilevitv2_050 73-75 ms against 75-76); one image at a time
-  stays, for its memory: one image's activations per thread, so batch 8 peaks
-  at ~205 MiB of resident memory where ONNX Runtime takes 220-260 and PyTorch
-  400-450 (benchmarks/RESULTS.md). The worker threads are minivit's own, and they
-  run only while Numba's pool is not asked for more than one thread, so the
-  cores still see one pool's worth of threads.
+  thread, 5-8% faster than the batch at once. One image at a time also keeps
+  the memory small: one image's activations per thread, so batch 8 peaks at
+  ~205 MiB of resident memory where ONNX Runtime takes 220-260 and PyTorch
+  400-450 (benchmarks/RESULTS.md). The worker threads are minivit's own, and
+  they run only while Numba's pool is not asked for more than one thread, so
+  the cores still see one pool's worth of threads.
+- That holds for the large early maps. A network may run its later part in
+  groups instead (`split_batch(fn, x, per)`, models/mobilevit.py): there the
+  weights outweigh one image's activations, and one group per thread
+  multiplies them into several images at once.
 - minivit finds cblas_sgemm in the BLAS library NumPy loaded (through
   threadpoolctl), checks it on a small product, and calls it by address. If
   that fails (no threadpoolctl, a BLAS other than OpenBLAS, a failed check),
@@ -178,18 +180,21 @@ def _executor(workers):
         return _EXECUTOR
 
 
-def split_batch(fn, x):
-    """fn(x) for a batch x (B, ...) whose result is (B, ...): one image at a time, over the threads.
+def split_batch(fn, x, per=1):
+    """fn(x) for a batch x (B, ...) whose result is (B, ...): `per` images at a time, over the threads.
 
-    Each of min(n, B) threads (the caller and n - 1 workers) takes the next image and runs
-    fn on it with its kernels on one thread; results are joined in order. The result is the
-    same as fn(x): every kernel computes each image on its own.
+    The batch is cut into groups of `per` consecutive images (the last one may be smaller). Each
+    of min(n, groups) threads (the caller and n - 1 workers) takes the next group and runs fn on
+    it with its kernels on one thread; results are joined in order. With one group, fn(x) runs
+    on the calling thread at the pool's size. The result is fn(x): every kernel computes each
+    image on its own (to rounding, where a product's tiles fall differently on a larger batch).
     """
     n, B = get_pool_threads(), x.shape[0]
-    if B < 2 or not pool_is_threadsafe():      # workqueue layer: one launching thread only
+    groups = -(-B // per)
+    if groups < 2 or not pool_is_threadsafe():      # workqueue layer: one launching thread only
         return fn(x)
-    out = [None] * B
-    taken = iter(range(B))
+    out = [None] * groups
+    taken = iter(range(groups))
     lock = threading.Lock()
 
     def work():
@@ -201,11 +206,11 @@ def split_batch(fn, x):
                     i = next(taken, None)
                 if i is None:
                     return
-                out[i] = fn(x[i:i + 1])
+                out[i] = fn(x[i * per:(i + 1) * per])
         finally:
             set_pool_threads(before)
 
-    helpers = [_executor(n - 1).submit(work) for _ in range(min(n, B) - 1)]
+    helpers = [_executor(n - 1).submit(work) for _ in range(min(n, groups) - 1)]
     work()
     for h in helpers:
         h.result()

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import minivit
+from minivit.blocks.inverted_residual import InvertedResidual
 from minivit.models.mobilevit import MIN_SIZE, check_input
 
 
@@ -71,3 +72,37 @@ def test_smallest_size_runs(model):
 def test_batch_rows_are_independent(model):
     a = x(3, 3, 64, 80)
     np.testing.assert_allclose(model(a)[1:2], model(a[1:2]), rtol=0, atol=1e-5)
+
+
+def test_a_batch_runs_per_image_then_joint(model):
+    """model(x) = joint(per_image(x)): the blocks before layer_4's MobileViT block one image at a
+    time, the rest in groups; each half is exactly the matching part of forward."""
+    a = x(1, 3, 64, 80)
+    front = model.per_image(a)
+    assert front.shape == (1, 64, 4, 5)                    # layer_4's stride-2 block's output: 1/16
+    np.testing.assert_array_equal(front, model.layer_4[0](model.features(a)[2]))
+    blocks = model._blocks()
+    k, first_joint, _ = blocks[model._joint_start()]
+    assert k == 4 and type(first_joint).__name__ == "MobileViTBlock"
+    np.testing.assert_array_equal(model.joint(front), model.forward(a))
+
+
+@pytest.mark.parametrize("name", minivit.list_models())
+def test_every_variant_joins_its_batch_at_layer_4s_mobilevit_block(name):
+    model = minivit.create_model(name)
+    k, block, _ = model._blocks()[model._joint_start()]
+    assert k == 4 and not isinstance(block, InvertedResidual)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_rows_are_independent_at_each_thread_count(model, threads):
+    from minivit.threads import get_num_threads, set_num_threads
+    before = get_num_threads()
+    set_num_threads(threads)
+    try:
+        a = x(5, 3, 64, 80)
+        got = model(a)
+        for i in range(5):
+            np.testing.assert_allclose(got[i:i + 1], model(a[i:i + 1]), rtol=0, atol=1e-5, err_msg=f"image {i}")
+    finally:
+        set_num_threads(before)

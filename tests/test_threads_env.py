@@ -102,3 +102,27 @@ def test_threads_under_the_workqueue_layer_do_not_abort():
     proc = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"})
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("B,per", [(8, 4), (7, 3), (3, 5), (4, 1)])
+def test_split_batch_hands_out_groups_in_order(B, per):
+    import numba
+    from minivit.threads import get_num_threads, set_num_threads, split_batch
+    seen, lock = [], threading.Lock()
+
+    def fn(a):
+        with lock:
+            seen.append((a[:, 0].astype(int).tolist(), get_num_threads()))
+        return a * 2
+    x = np.arange(B, dtype=np.float32)[:, None]
+    before = get_num_threads()
+    set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        out = split_batch(fn, x, per)
+    finally:
+        set_num_threads(before)
+    np.testing.assert_array_equal(out, x * 2)
+    groups = [list(range(i, min(B, i + per))) for i in range(0, B, per)]
+    assert sorted(g for g, _ in seen) == groups
+    if len(groups) > 1:                       # each group on one thread; a single group keeps the pool
+        assert {n for _, n in seen} == {1}

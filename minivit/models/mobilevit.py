@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..kernels.pool import global_avg_pool
 from ..memory import keep_freed_memory
 from ..nn import ConvBNAct, Linear, Module
-from ..threads import blas_single_thread, pool_guard, split_batch
+from ..threads import blas_single_thread, get_num_threads, pool_guard, split_batch
 from .config import MV2Stage
 
 # config.block -> a function building the MobileViT block of a ViTStage
@@ -61,17 +61,20 @@ def _make_stage(st, cin, block, dilate=False, dilation=1):
 
 class Network(Module):
     """What every minivit network shares: the input check, the thread policy for one
-    pass (see minivit/threads.py), and `trace`. Subclasses define forward(x, record)."""
+    pass (see minivit/threads.py), and `trace`. Subclasses define forward(x, record);
+    those with split_images also per_image(x) and joint(y), with forward(x) == joint(per_image(x))."""
 
-    split_images = False                   # True: a batch runs one image at a time (threads.split_batch)
+    split_images = False    # True: a batch runs per_image one image at a time, then joint in groups
 
     def __call__(self, x):
         """The network's output for x (N, 3, H, W): RGB in [0, 1] (see the class's forward)."""
         keep_freed_memory()
         with pool_guard(), blas_single_thread():     # once per pass, not per matmul
-            if self.split_images:
-                return split_batch(self.forward, check_input(x))
-            return self.forward(check_input(x))
+            x = check_input(x)
+            if not self.split_images:
+                return self.forward(x)
+            y = split_batch(self.per_image, x)                          # each thread: the next image
+            return split_batch(self.joint, y, per=-(-len(y) // get_num_threads()))   # one group per thread
 
     def trace(self, x):
         """An ordered dict of named intermediate arrays (stage outputs, block internals, outputs)."""
@@ -86,7 +89,16 @@ class Network(Module):
 
 
 class MobileViT(Network):
-    split_images = True                    # logits (B, classes): images are independent, join in order
+    # A batch runs its large maps one image at a time (per_image), each image's activations staying
+    # in cache, and the rest in groups (joint: the whole batch on one thread, half of it per thread
+    # on two). From layer_4's MobileViT block on (16x16 maps at 256x256), a layer's weights outweigh
+    # one image's activations, and a group multiplies them into several images at once, with one
+    # kernel call for the group. Batch 8 against one image at a time throughout, 10 interleaved
+    # windows (medians of the per-window ratios, benchmarks/PROFILE.md, "Batches in two parts"):
+    # one thread 18 of 19 variants faster, 1.006-1.107 (median 1.04; mobilevitv3_xs 0.97), two
+    # threads 16 of 19, 1.00-1.15 (median 1.06; mobilevitv2_150 0.93, _175 and _200 0.995-0.998).
+    split_images = True
+    JOINT_FROM = 4                         # the first MobileViT block of this stage starts joint()
 
     def __init__(self, config, num_classes=1000, output_stride=32, classifier=True):
         """output_stride 16 or 8 dilates layer_5 (and layer_4) instead of striding them;
@@ -108,27 +120,56 @@ class MobileViT(Network):
     def name(self):
         return self.config.name
 
+    def _blocks(self):
+        """(stage k, block, whether it ends its stage) for every block of layer_1 ... layer_5, in order."""
+        return [(k, block, j == len(layer) - 1) for k in range(1, 6)
+                for layer in [getattr(self, f"layer_{k}")] for j, block in enumerate(layer)]
+
+    def _joint_start(self):
+        """Index in _blocks() of the first block joint() runs: the first MobileViT block from
+        layer_JOINT_FROM on (in every variant, layer_4's), else none (joint runs the head only)."""
+        blocks = self._blocks()
+        return next((i for i, (k, block, _) in enumerate(blocks)
+                     if k >= self.JOINT_FROM and not isinstance(block, InvertedResidual)), len(blocks))
+
+    def _run(self, x, blocks, record=None, outs=None):
+        """x through blocks (from _blocks()); each stage's output recorded and appended to outs."""
+        rec = record or (lambda name, a: None)
+        for k, block, ends_stage in blocks:
+            if isinstance(block, InvertedResidual):
+                x = block(x)
+            else:
+                x = block(x, None if record is None else (lambda name, a, k=k: rec(f"layer_{k}_{name}", a)))
+            if ends_stage:
+                rec(f"layer_{k}", x)
+                if outs is not None:
+                    outs.append(x)
+        return x
+
     def features(self, x, record=None):
         """x (B, 3, H, W) float32 -> [layer_1 ... layer_5 outputs]. `record(name, array)` sees each stage."""
-        rec = record or (lambda name, a: None)
         x = self.conv_1(x)
-        rec("conv_1", x)
+        if record is not None:
+            record("conv_1", x)
         outs = []
-        for k in range(1, 6):
-            for block in getattr(self, f"layer_{k}"):
-                if isinstance(block, InvertedResidual):
-                    x = block(x)
-                else:
-                    x = block(x, None if record is None else
-                              (lambda name, a, k=k: rec(f"layer_{k}_{name}", a)))
-            rec(f"layer_{k}", x)
-            outs.append(x)
+        self._run(x, self._blocks(), record, outs)
         return outs
+
+    def per_image(self, x):
+        """The pass up to joint(): the stem and the blocks before _joint_start()."""
+        return self._run(self.conv_1(x), self._blocks()[:self._joint_start()])
+
+    def joint(self, x):
+        """The rest of the pass, from per_image's output to the logits."""
+        return self._head(self._run(x, self._blocks()[self._joint_start():]))
 
     def forward(self, x, record=None):
         """x (B, 3, H, W) float32 -> logits (B, classes). `record(name, array)` sees each stage."""
+        return self._head(self.features(x, record)[-1], record)
+
+    def _head(self, x, record=None):
+        """layer_5's output -> logits: conv_1x1_exp (if any), global average pool, classifier."""
         rec = record or (lambda name, a: None)
-        x = self.features(x, record)[-1]
         if self.conv_1x1_exp is not None:
             x = self.conv_1x1_exp(x)
             rec("conv_1x1_exp", x)
