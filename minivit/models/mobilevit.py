@@ -96,7 +96,8 @@ class MobileViT(Network):
     # kernel call for the group. Batch 8 against one image at a time throughout, 10 interleaved
     # windows (medians of the per-window ratios, benchmarks/PROFILE.md, "Batches in two parts"):
     # one thread 18 of 19 variants faster, 1.006-1.107 (median 1.04; mobilevitv3_xs 0.97), two
-    # threads 16 of 19, 1.00-1.15 (median 1.06; mobilevitv2_150 0.93, _175 and _200 0.995-0.998).
+    # threads 15 of 19, 1.018-1.145 (median 1.06; mobilevitv3_s 1.000, mobilevitv2_150 0.93,
+    # _175 and _200 0.995-0.998).
     split_images = True
     JOINT_FROM = 4                         # the first MobileViT block of this stage starts joint()
 
