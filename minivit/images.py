@@ -23,15 +23,24 @@ What every image becomes, whatever its file holds:
 Decompression bombs: an image whose header declares more than `MAX_PIXELS`
 pixels is refused before any pixel is decoded. Every failure is an `ImageError`
 naming the file and the cause.
+
+Pillow is imported at the first image, not with minivit: a program that feeds
+arrays to a model does not pay for it (about 15 ms of `import minivit`).
 """
+from __future__ import annotations
+
 import os
+import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, InputError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Largest width * height we decode: Pillow's default warning threshold
 # (1024 * 1024 * 1024 // 4 // 3 pixels, about 268 MB as RGB), as our own constant.
@@ -39,6 +48,13 @@ MAX_PIXELS = 89_478_485
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def is_pil_image(x) -> bool:
+    """True if `x` is a Pillow image. Does not import Pillow: if Pillow was never loaded,
+    nothing can be one of its images."""
+    module = sys.modules.get("PIL.Image")
+    return module is not None and isinstance(x, module.Image)
 
 
 def _gray_to_uint8(im: Image.Image) -> np.ndarray:
@@ -54,6 +70,7 @@ def _gray_to_uint8(im: Image.Image) -> np.ndarray:
 
 def _on_white(im: Image.Image) -> Image.Image:
     """Composite an image with transparency onto an opaque white background."""
+    from PIL import Image
     rgba = im.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(white, rgba).convert("RGB")
@@ -64,8 +81,9 @@ def to_rgb(im: Image.Image, name: str = "<image>") -> Image.Image:
 
     `name` is used in error messages (a file name, or "<image>").
     """
-    if not isinstance(im, Image.Image):
+    if not is_pil_image(im):
         raise InputError(f"{name}: expected a PIL.Image.Image, got {type(im).__name__}")
+    from PIL import Image
     mode = im.mode
     try:
         if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
@@ -88,6 +106,7 @@ def load_image(path) -> Image.Image:
         raise ImageError(f"{p}: no such file")
     if p.is_dir():
         raise ImageError(f"{p}: is a directory, not an image file")
+    from PIL import Image, ImageOps, UnidentifiedImageError
     try:
         with warnings.catch_warnings():
             # We refuse large images ourselves (below), at Pillow's warning threshold.

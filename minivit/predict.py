@@ -17,10 +17,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .errors import InputError, MinivitError
-from .images import load_image, to_rgb
+from .images import is_pil_image, load_image, to_rgb
 from .preprocess import Preprocess
 
 # The model that ships: mobilevitv3_xxs trained on MNIST digits (scripts/train_digits.py).
@@ -98,14 +97,14 @@ def find_images(inputs) -> list:
     A folder stands for the image files directly inside it (by suffix, sorted by name);
     a folder holding none becomes an entry whose loading fails, so it is reported.
     """
-    if isinstance(inputs, (str, os.PathLike, Image.Image)):
+    if is_pil_image(inputs) or isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if not isinstance(inputs, (list, tuple)):
         raise InputError(f"predict: expected an image, a path, a folder, or a list of them; "
                          f"got {type(inputs).__name__}")
     out = []
     for i, item in enumerate(inputs):
-        if isinstance(item, Image.Image):
+        if is_pil_image(item):
             out.append((f"image {i}", item))
         elif isinstance(item, (str, os.PathLike)):
             p = Path(item)
@@ -122,7 +121,7 @@ def find_images(inputs) -> list:
 
 def _decode(item, name):
     """One entry of `find_images` -> an RGB PIL image (ImageError if it cannot be read)."""
-    if isinstance(item, Image.Image):
+    if is_pil_image(item):
         return to_rgb(item, name=name)
     if Path(item).is_dir():
         from .errors import ImageError

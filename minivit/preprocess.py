@@ -22,14 +22,19 @@ Channel order: the output is always RGB. (cvnets v0.1 reads images with
 
 Output: float32, C-contiguous, shape (N, 3, crop, crop), values in [0, 1].
 """
+from __future__ import annotations
+
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from .errors import InputError
-from .images import MAX_PIXELS, load_image, to_rgb
+from .images import MAX_PIXELS, is_pil_image, load_image, to_rgb
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 INTERPOLATIONS = ("pil_bicubic", "cv2_bilinear")
 
@@ -105,7 +110,7 @@ def cv2_bilinear_resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def _as_rgb_images(images) -> list:
     """One image or path, or a list/tuple of them -> list of RGB PIL images."""
-    if isinstance(images, (Image.Image, str, os.PathLike)):
+    if is_pil_image(images) or isinstance(images, (str, os.PathLike)):
         images = [images]
     if not isinstance(images, (list, tuple)):
         raise InputError(f"Preprocess: expected a PIL image, a path, or a list of them; "
@@ -116,7 +121,7 @@ def _as_rgb_images(images) -> list:
     for i, im in enumerate(images):
         if isinstance(im, (str, os.PathLike)):
             out.append(load_image(im))
-        elif isinstance(im, Image.Image):
+        elif is_pil_image(im):
             out.append(to_rgb(im, name=f"image {i}"))
         else:
             raise InputError(f"Preprocess: image {i} is a {type(im).__name__}; "
@@ -158,6 +163,7 @@ class Preprocess:
         if (w, h) == im.size:
             a = np.asarray(im)
         elif self.interpolation == "pil_bicubic":
+            from PIL import Image
             a = np.asarray(im.resize((w, h), Image.Resampling.BICUBIC))
         else:
             a = cv2_bilinear_resize(np.asarray(im), w, h)

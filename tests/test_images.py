@@ -261,3 +261,19 @@ def test_load_images_takes_one_path_or_many(tmp_path):
     assert len(load_images(tmp_path / "a.png")) == 1
     with pytest.raises(InputError):
         load_image(123)
+
+
+def test_import_minivit_does_not_load_pillow():
+    """Pillow loads at the first image, not with `import minivit` (arrays-only programs start faster)."""
+    import subprocess
+    import sys
+    code = "import sys, minivit; assert not any(m == 'PIL' or m.startswith('PIL.') for m in sys.modules), 'PIL loaded'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_is_pil_image():
+    from minivit.images import is_pil_image
+    assert is_pil_image(Image.new("RGB", (2, 2)))
+    assert not is_pil_image(np.zeros((2, 2, 3), np.uint8))
+    assert not is_pil_image("a.png")
