@@ -12,14 +12,16 @@ Runtime's own profiler, by operator type, for comparison (its profiler adds some
 overhead of its own, so its total is above its benchmark time).
 
 With --blocks, the comparison is by network block instead (conv_1, layer_1.0, ...,
-layer_5.1, head), batch 1: minivit's time for each block inside whole passes,
-beside ONNX Runtime's operator time for the nodes of that block (its node
-names carry the PyTorch module path; a node without one, such as an inserted
-Transpose or layout Reorder, counts towards the block it runs in).
+layer_5.1, head): minivit's time for each block inside whole passes, beside ONNX
+Runtime's operator time for the nodes of that block (its node names carry the
+PyTorch module path; a node without one, such as an inserted Transpose or layout
+Reorder, counts towards the block it runs in). A batch above 1 is timed at one
+thread only, the way the model runs it there: the blocks before `joint` image by
+image (summed over the images), the rest on the whole batch.
 
 Usage: python benchmarks/profile.py [--models mobilevit_xxs,...] [--batch 1,8]
        [--threads 2] [--repeat 20] [--clock wall|cpu] [--onnxruntime] [--markdown out.md]
-       python benchmarks/profile.py --blocks [--models ...] [--threads 1] [--repeat 30]
+       python benchmarks/profile.py --blocks [--models ...] [--batch 1] [--threads 1] [--repeat 30]
 """
 import argparse
 import os
@@ -165,11 +167,14 @@ def profile_onnxruntime(name, batch, threads, repeat, size=256):
 
 
 def block_times(model, x, repeat):
-    """{block: ms}: each block of a MobileViT classifier timed inside whole forward passes at
-    batch 1 (the minimum over `repeat` passes), in forward order; "head" is conv_1x1_exp (if
-    any), the global pool and the classifier. Inside a pass, as in ONNX Runtime's profile: a
+    """{block: ms}: each block of a MobileViT classifier timed inside whole forward passes
+    (the minimum over `repeat` passes), in forward order; "head" is conv_1x1_exp (if any), the
+    global pool and the classifier. A batch runs as the model runs it on one thread: the
+    blocks before `joint` image by image (a block's time is the sum over the images), the
+    rest on the whole batch. Inside a pass, as in ONNX Runtime's profile: a
     block called alone, again and again on the same input, finds its data in cache and measured
     about 12% faster (mobilevitv2_050: 12.7 against 14.2 ms summed over the blocks)."""
+    import numpy as np
     from minivit.blocks.inverted_residual import InvertedResidual
     from minivit.kernels.pool import global_avg_pool
     from minivit.memory import keep_freed_memory
@@ -182,26 +187,32 @@ def block_times(model, x, repeat):
         return model.classifier(global_avg_pool(a))
     blocks = [("conv_1", model.conv_1)] + [(f"layer_{k}.{i}", one_input(b)) for k in range(1, 6)
                                           for i, b in enumerate(getattr(model, f"layer_{k}"))] + [("head", head)]
+    joins = 1 + model._joint_start() if len(x) > 1 else len(blocks)    # conv_1 comes first in `blocks`
     best = {}
     keep_freed_memory()
     with pool_guard(), blas_single_thread():   # as the model's own __call__ sets them up, once
         for p in range(repeat + 2):            # the first two passes warm up
-            y = x
-            for name, block in blocks:
-                t0 = CLOCK()
-                y = block(y)
+            parts = [x[i:i + 1] for i in range(len(x))]                 # B arrays (1, 3, H, W)
+            for j, (name, block) in enumerate(blocks):
+                if j == joins:
+                    parts = [np.concatenate(parts)]                     # one (B, C, h, w)
+                spent = 0.0
+                for i, a in enumerate(parts):
+                    t0 = CLOCK()
+                    parts[i] = block(a)
+                    spent += CLOCK() - t0
                 if p >= 2:
-                    best[name] = min(best.get(name, float("inf")), CLOCK() - t0)
+                    best[name] = min(best.get(name, float("inf")), spent)
     return {name: 1e3 * t for name, t in best.items()}
 
 
-def block_times_onnxruntime(name, threads, repeat, size=256):
-    """{block: ms per run}: ONNX Runtime's operator time per block at batch 1, the minimum over
+def block_times_onnxruntime(name, threads, repeat, size=256, batch=1):
+    """{block: ms per run}: ONNX Runtime's operator time per block, the minimum over
     runs of each node's time, summed over the block's nodes. A node's block is the first part
     of its name (/layer_3.1/...); nodes that ONNX Runtime inserted (Transpose_token_*,
     ReorderInput, ...) belong to the block of the named node that ran before them."""
     durations, block_of, current = defaultdict(list), {}, "conv_1"
-    for e in _ort_node_events(name, 1, threads, repeat + 5, size):
+    for e in _ort_node_events(name, batch, threads, repeat + 5, size):
         node = e["name"][:-len("_kernel_time")]
         if node.startswith("/"):
             top = node.split("/")[1]
@@ -214,8 +225,8 @@ def block_times_onnxruntime(name, threads, repeat, size=256):
     return dict(rows)
 
 
-def block_table(name, threads, mine, theirs):
-    lines = [f"### {name} by block, batch 1, {threads} thread(s)", "",
+def block_table(name, batch, threads, mine, theirs):
+    lines = [f"### {name} by block, batch {batch}, {threads} thread(s)", "",
              "| block | minivit (ms) | ONNX Runtime (ms) | ONNX Runtime / minivit |", "|---|---:|---:|---:|"]
     for block, ms in mine.items():
         other = theirs.get(block, 0.0)
@@ -228,17 +239,21 @@ def block_table(name, threads, mine, theirs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="mobilevit_xxs")
-    ap.add_argument("--batch", default="1,8")
+    ap.add_argument("--batch", help="batch sizes, comma-separated (default 1,8; with --blocks 1)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--markdown", help="append the tables to this file")
     ap.add_argument("--onnxruntime", action="store_true", help="also ONNX Runtime's own per-operator profile")
     ap.add_argument("--blocks", action="store_true",
-                    help="batch 1, by network block, beside ONNX Runtime (instead of the kernel tables)")
+                    help="by network block, beside ONNX Runtime (instead of the kernel tables); "
+                         "batches above 1 at one thread only")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="cpu: process CPU time, steadier on a busy machine (meaningful with 1 thread)")
     args = ap.parse_args()
+    args.batch = args.batch or ("1" if args.blocks else "1,8")
+    if args.blocks and args.threads != 1 and args.batch != "1":
+        ap.error("--blocks times a batch above 1 at one thread only (--threads 1)")
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
@@ -257,10 +272,11 @@ def main():
     for name in args.models.split(","):
         model = minivit.create_model(name)
         if args.blocks:
-            x = np.random.default_rng(0).uniform(0, 1, (1, 3, args.size, args.size)).astype(np.float32)
-            out.append(block_table(name, args.threads, block_times(model, x, args.repeat),
-                                   block_times_onnxruntime(name, args.threads, args.repeat, args.size)))
-            print(out[-1], flush=True)
+            for b in (int(v) for v in args.batch.split(",")):
+                x = np.random.default_rng(0).uniform(0, 1, (b, 3, args.size, args.size)).astype(np.float32)
+                out.append(block_table(name, b, args.threads, block_times(model, x, args.repeat),
+                                       block_times_onnxruntime(name, args.threads, args.repeat, args.size, b)))
+                print(out[-1], flush=True)
             continue
         for b in (int(v) for v in args.batch.split(",")):
             x = np.random.default_rng(0).uniform(0, 1, (b, 3, args.size, args.size)).astype(np.float32)
