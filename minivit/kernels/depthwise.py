@@ -345,14 +345,14 @@ def band_plan(Ho, R, B, threads):
     return 1, G                                              # bands of one row: ceil(Ho / G) per group
 
 
-def _fusion_pays(stride, R, hidden_bytes, W):
+def _fusion_pays(stride, R, W):
     """Where the fused block measured faster than the three convs (one thread, activations kept
     on the heap, see memory.py), by its band height R (output rows per band):
     - stride 1 with bands of 4 rows or more: mobilevitv2_100 layer_1 3.8 ms against 4.7,
       mobilevitv2_050 layer_2.1 2.3 against 2.5. With fewer rows (many hidden channels) each band
       multiplies thin matrices and streams the weights again: mobilevit_s layer_2.1 5.7 against
       4.7, mobilevitv2_200 layer_1 15.2 against 13.5;
-    - stride 2 only on 128-wide rows with a hidden map of 8 MB or more: mobilevitv2_100 layer_2.0
+    - stride 2 (then) only on 128-wide rows with a hidden map of 8 MB or more: mobilevitv2_100 layer_2.0
       7.6 against 8.1, mobilevitv2_200 layer_2.0 21.9 against 23.4; smaller maps lost (mobilevitv2_200
       layer_5.0 14.6 against 9.9) or tied.
     Re-measured once every product used 2-D small-path tiles (matmul.tiles), whole models run
@@ -362,10 +362,19 @@ def _fusion_pays(stride, R, hidden_bytes, W):
     These were measured with 256 KB bands. With 512 KB bands (BAND_BYTES) the same rule fuses the
     stride-1 blocks whose bands had 1-3 rows before and have 4-8 now; whole passes measured faster
     with them (see BAND_BYTES).
+    Stride 2 on 128-wide rows now fuses whatever the hidden map's size (above FUSE_BYTES): with
+    512 KB bands the blocks with 2-6 MB hidden maps (layer_2.0 of mobilevit_xxs, mobilevitv2_050,
+    _075 and the v3 models built on them) also gain in whole passes, though not all of them when
+    timed alone, where the three convs find everything in cache. Whole passes at batch 1, the
+    two rules in alternating order, median of the pass-by-pass ratios (benchmarks/PROFILE.md,
+    "Stride-2 fusion on smaller hidden maps"): one thread, 120 passes each, mobilevitv3_050 +2.8%,
+    mobilevitv2_075 +3.0%, mobilevitv2_050 +2.1%, mobilevitv3_xxs +1.8%, mobilevitv3_075 +1.2%,
+    mobilevit_xxs +0.3%; two threads, 60 passes, mobilevitv3_050 +4.0%, mobilevitv2_075 +3.9%,
+    mobilevit_xxs +1.9%. Outputs are bit-identical either way.
     """
     if stride == 1:
         return R >= 4
-    return W >= 128 and hidden_bytes >= 8 << 20
+    return W >= 128
 
 
 def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, stride, dilation,
@@ -388,7 +397,7 @@ def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, str
     Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
     row_bytes = 4 * Ch * (W + 2 * dilation)
     R = max(1, (BAND_BYTES // row_bytes - 2 * dilation - 1) // stride + 1)
-    if not _fusion_pays(stride, R, 4 * Ch * H * W, W):
+    if not _fusion_pays(stride, R, W):
         return None
     has_expand = w_expand is not None
     we = w_expand.reshape(Ch, Ci) if has_expand else _NO_W
