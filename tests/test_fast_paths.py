@@ -324,24 +324,23 @@ def test_inverted_residual_at_full_size():
 
 
 def test_inverted_residual_fuses_only_where_it_measured_faster():
-    """Stride 1 needs bands of four rows or more; stride 2 a 128-wide map of 8 MB or more."""
+    """Stride 1 always (bands of one row included); stride 2 only on rows 128 wide or more."""
     from minivit.kernels import depthwise
     x = rand(1, 16, 64, 64)
     we, be, wd, bd, wp, bp = mbconv_weights(16, 512, 16, True)       # 512 hidden channels: 1-row bands
-    assert depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True) is None
-    we, be, wd, bd, wp, bp = mbconv_weights(16, 256, 16, True)       # 256: 5-row bands
     got = depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True)
     assert got is not None
     ref = depthwise.inverted_residual_ref(x, we, be, 1, wd, bd, 1, 1, 1, wp, bp, True)
-    assert_close("inverted_residual (256 hidden, 64x64)", got, ref, atol=2e-5, rtol=1e-5)
+    assert_close("inverted_residual (512 hidden, 1-row bands)", got, ref, atol=2e-5, rtol=1e-5)
     we, be, wd, bd, wp, bp = mbconv_weights(16, 96, 24, True)
     assert depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 2, 1, wp, bp, False) is None   # 64 wide
     x = rand(1, 16, 128, 128)
-    we, be, wd, bd, wp, bp = mbconv_weights(16, 128, 24, True)       # 128 x 128 x 128 hidden: 8 MB
-    got = depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 2, 1, wp, bp, False)
-    assert got is not None
-    ref = depthwise.inverted_residual_ref(x, we, be, 1, wd, bd, 1, 2, 1, wp, bp, False)
-    assert_close("inverted_residual (128x128, stride 2)", got, ref, atol=2e-5, rtol=1e-5)
+    for hidden in (128, 32):                                         # hidden maps of 8 and 2 MB
+        we, be, wd, bd, wp, bp = mbconv_weights(16, hidden, 24, True)
+        got = depthwise.inverted_residual(x, we, be, 1, wd, bd, 1, 2, 1, wp, bp, False)
+        assert got is not None
+        ref = depthwise.inverted_residual_ref(x, we, be, 1, wd, bd, 1, 2, 1, wp, bp, False)
+        assert_close(f"inverted_residual (128x128, stride 2, {hidden} hidden)", got, ref, atol=2e-5, rtol=1e-5)
 
 
 def test_inverted_residual_declines(no_blas):

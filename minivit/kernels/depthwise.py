@@ -345,36 +345,30 @@ def band_plan(Ho, R, B, threads):
     return 1, G                                              # bands of one row: ceil(Ho / G) per group
 
 
-def _fusion_pays(stride, R, W):
-    """Where the fused block measured faster than the three convs (one thread, activations kept
-    on the heap, see memory.py), by its band height R (output rows per band):
-    - stride 1 with bands of 4 rows or more: mobilevitv2_100 layer_1 3.8 ms against 4.7,
-      mobilevitv2_050 layer_2.1 2.3 against 2.5. With fewer rows (many hidden channels) each band
-      multiplies thin matrices and streams the weights again: mobilevit_s layer_2.1 5.7 against
-      4.7, mobilevitv2_200 layer_1 15.2 against 13.5;
-    - stride 2 (then) only on 128-wide rows with a hidden map of 8 MB or more: mobilevitv2_100 layer_2.0
-      7.6 against 8.1, mobilevitv2_200 layer_2.0 21.9 against 23.4; smaller maps lost (mobilevitv2_200
-      layer_5.0 14.6 against 9.9) or tied.
-    Re-measured once every product used 2-D small-path tiles (matmul.tiles), whole models run
-    within 1% either way at one thread (mobilevitv2_050 15.35 against 15.24 ms unfused,
-    mobilevitv2_100 47.4 against 47.2, mobilevitv2_200 164.9 against 166.0); the rule stays, since
-    a fused block never holds its whole hidden map.
-    These were measured with 256 KB bands. With 512 KB bands (BAND_BYTES) the same rule fuses the
-    stride-1 blocks whose bands had 1-3 rows before and have 4-8 now; whole passes measured faster
-    with them (see BAND_BYTES).
-    Stride 2 on 128-wide rows now fuses whatever the hidden map's size (above FUSE_BYTES): with
-    512 KB bands the blocks with 2-6 MB hidden maps (layer_2.0 of mobilevit_xxs, mobilevitv2_050,
-    _075 and the v3 models built on them) also gain in whole passes, though not all of them when
-    timed alone, where the three convs find everything in cache. Whole passes at batch 1, the
-    two rules in alternating order, median of the pass-by-pass ratios (benchmarks/PROFILE.md,
-    "Stride-2 fusion on smaller hidden maps"): one thread, 120 passes each, mobilevitv3_050 +2.8%,
-    mobilevitv2_075 +3.0%, mobilevitv2_050 +2.1%, mobilevitv3_xxs +1.8%, mobilevitv3_075 +1.2%,
-    mobilevit_xxs +0.3%; two threads, 60 passes, mobilevitv3_050 +4.0%, mobilevitv2_075 +3.9%,
-    mobilevit_xxs +1.9%. Outputs are bit-identical either way.
+def _fusion_pays(stride, W):
+    """Where the fused block measured faster than the three convs (activations kept on the heap,
+    see memory.py), for a hidden map above FUSE_BYTES: every stride-1 block, and stride 2 on rows
+    128 wide or more.
+
+    History. With 256 KB bands, stride 1 needed bands of 4 rows or more (mobilevitv2_100 layer_1
+    3.8 ms against 4.7; with 1-3 rows, mobilevit_s layer_2.1 5.7 against 4.7 and mobilevitv2_200
+    layer_1 15.2 against 13.5, timed block by block), and stride 2 a 128-wide hidden map of 8 MB
+    or more (mobilevitv2_100 layer_2.0 7.6 against 8.1; mobilevitv2_200 layer_5.0 14.6 against
+    9.9). With 512 KB bands (BAND_BYTES) both limits were re-measured in whole passes, the old and
+    the new rule in alternating order, thread time, median of the pass-by-pass ratios
+    (benchmarks/PROFILE.md, "Stride-2 fusion on smaller hidden maps, and stride 1 on any band"):
+    - stride 2, 128-wide, hidden maps of 2-6 MB (layer_2.0 of mobilevit_xxs, mobilevitv2_050 and
+      _075 and the v3 models built on them), batch 1, one thread, 120 passes: mobilevitv2_075
+      +3.0%, mobilevitv3_050 +2.8%, mobilevitv2_050 +2.1%, mobilevitv3_xxs +1.8%,
+      mobilevitv3_075 +1.2%, mobilevit_xxs +0.3%; two threads, 60 passes: +1.9% to +4.0%.
+      Fusing the 64-wide ones too (layer_3.0) added nothing;
+    - stride 1 with bands of 1-3 rows (layer_2.1 of mobilevitv2_150, _175 and _200), batch 1:
+      one thread +1.0% and +1.1% (mobilevitv2_150, two runs), +1.7% and +3.0% (_175), +3.2%
+      (_200); two threads +2.9% (_175), +0.7% (_200).
+    The fastest passes (the minima) barely move; the medians do: a fused block makes fewer passes
+    over memory, and the host's slow stretches cost it less. Outputs are bit-identical either way.
     """
-    if stride == 1:
-        return R >= 4
-    return W >= 128
+    return stride == 1 or W >= 128
 
 
 def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, stride, dilation,
@@ -383,9 +377,9 @@ def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, str
 
     x (B, Ci, H, W) float32; w_expand (Ch, Ci, 1, 1) or None; w_dw (Ch, 1, 3, 3); w_proj (Co, Ch, 1, 1);
     biases 1-D (b_expand may be None only without expansion); act codes 0/1/2; padding = dilation.
-    Applies to stride 1 (any dilation) and stride 2 (dilation 1), 3x3, with a usable BLAS address,
-    when the hidden map of one image is larger than the L2 cache (FUSE_BYTES); below that the three
-    convolutions one after the other were as fast or faster.
+    Applies to stride 1 (any dilation) and stride 2 (dilation 1, rows 128 wide or more: _fusion_pays),
+    3x3, with a usable BLAS address, when the hidden map of one image is larger than the L2 cache
+    (FUSE_BYTES); below that the three convolutions one after the other were as fast or faster.
     """
     from ..threads import blas, blas_single_thread
     lib = blas()
@@ -393,12 +387,12 @@ def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, str
     if (not lib.sgemm or w_dw.shape[2:] != (3, 3) or stride not in (1, 2) or (stride == 2 and dilation != 1)
             or 4 * w_dw.shape[0] * H * W < FUSE_BYTES or b_dw is None or b_proj is None):
         return None
+    if not _fusion_pays(stride, W):
+        return None
     Ch, Co = w_dw.shape[0], w_proj.shape[0]
     Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
     row_bytes = 4 * Ch * (W + 2 * dilation)
     R = max(1, (BAND_BYTES // row_bytes - 2 * dilation - 1) // stride + 1)
-    if not _fusion_pays(stride, R, W):
-        return None
     has_expand = w_expand is not None
     we = w_expand.reshape(Ch, Ci) if has_expand else _NO_W
     be = b_expand if has_expand else _NO_B
