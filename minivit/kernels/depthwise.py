@@ -19,6 +19,7 @@ as three plain convolutions.
 import numpy as np
 
 from ..jit import get_pool_threads, jit, jit_fma, pjit, prange, sgemm
+from ..threads import blas, blas_single_thread
 from .elementwise import act_point, act_row
 from .matmul import tiles
 from .planes import fill_interior, phases
@@ -381,7 +382,6 @@ def inverted_residual(x, w_expand, b_expand, act_expand, w_dw, b_dw, act_dw, str
     3x3, with a usable BLAS address, when the hidden map of one image is larger than the L2 cache
     (FUSE_BYTES); below that the three convolutions one after the other were as fast or faster.
     """
-    from ..threads import blas, blas_single_thread
     lib = blas()
     B, Ci, H, W = x.shape
     if (not lib.sgemm or w_dw.shape[2:] != (3, 3) or stride not in (1, 2) or (stride == 2 and dilation != 1)
