@@ -81,8 +81,9 @@ def test_a_batch_runs_per_image_then_joint(model):
     front = model.per_image(a)
     assert front.shape == (1, 64, 4, 5)                    # layer_4's stride-2 block's output: 1/16
     np.testing.assert_array_equal(front, model.layer_4[0](model.features(a)[2]))
-    blocks = model._blocks()
-    k, first_joint, _ = blocks[model._joint_start()]
+    before, after = model.split_blocks()
+    assert [b for _, b, _ in before + after] == [b for _, b, _ in model._blocks()]
+    k, first_joint, _ = after[0]
     assert k == 4 and type(first_joint).__name__ == "MobileViTBlock"
     np.testing.assert_array_equal(model.joint(front), model.forward(a))
 
@@ -90,7 +91,7 @@ def test_a_batch_runs_per_image_then_joint(model):
 @pytest.mark.parametrize("name", minivit.list_models())
 def test_every_variant_joins_its_batch_at_layer_4s_mobilevit_block(name):
     model = minivit.create_model(name)
-    k, block, _ = model._blocks()[model._joint_start()]
+    k, block, _ = model.split_blocks()[1][0]
     assert k == 4 and not isinstance(block, InvertedResidual)
 
 

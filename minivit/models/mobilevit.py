@@ -126,12 +126,13 @@ class MobileViT(Network):
         return [(k, block, j == len(layer) - 1) for k in range(1, 6)
                 for layer in [getattr(self, f"layer_{k}")] for j, block in enumerate(layer)]
 
-    def _joint_start(self):
-        """Index in _blocks() of the first block joint() runs: the first MobileViT block from
-        layer_JOINT_FROM on (in every variant, layer_4's), else none (joint runs the head only)."""
+    def split_blocks(self):
+        """(per_image's blocks, joint's blocks): _blocks() cut before the first MobileViT block from
+        layer_JOINT_FROM on (in every variant, layer_4's); with none, joint runs the head only."""
         blocks = self._blocks()
-        return next((i for i, (k, block, _) in enumerate(blocks)
-                     if k >= self.JOINT_FROM and not isinstance(block, InvertedResidual)), len(blocks))
+        start = next((i for i, (k, block, _) in enumerate(blocks)
+                      if k >= self.JOINT_FROM and not isinstance(block, InvertedResidual)), len(blocks))
+        return blocks[:start], blocks[start:]
 
     def _run(self, x, blocks, record=None, outs=None):
         """x through blocks (from _blocks()); each stage's output recorded and appended to outs."""
@@ -157,12 +158,12 @@ class MobileViT(Network):
         return outs
 
     def per_image(self, x):
-        """The pass up to joint(): the stem and the blocks before _joint_start()."""
-        return self._run(self.conv_1(x), self._blocks()[:self._joint_start()])
+        """The pass up to joint(): the stem and split_blocks()'s first half."""
+        return self._run(self.conv_1(x), self.split_blocks()[0])
 
     def joint(self, x):
         """The rest of the pass, from per_image's output to the logits."""
-        return self._head(self._run(x, self._blocks()[self._joint_start():]))
+        return self._head(self._run(x, self.split_blocks()[1]))
 
     def forward(self, x, record=None):
         """x (B, 3, H, W) float32 -> logits (B, classes). `record(name, array)` sees each stage."""
