@@ -26,6 +26,7 @@ Usage: python benchmarks/profile.py [--models mobilevit_xxs,...] [--batch 1,8]
 import argparse
 import os
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -62,14 +63,16 @@ class KernelTimer:
         self._saved = []
 
     def _wrap(self, name, fn):
-        totals, calls = self.totals, self.calls
+        totals, calls, lock = self.totals, self.calls, threading.Lock()
 
         def timed(*args, **kwargs):
             key = _conv_kind(args, kwargs) if name == "conv2d" else name
             t0 = CLOCK()
             out = fn(*args, **kwargs)
-            totals[key] += CLOCK() - t0
-            calls[key] += 1
+            spent = CLOCK() - t0
+            with lock:                         # a batch runs its images on several threads at once
+                totals[key] += spent
+                calls[key] += 1
             return out
         timed.__wrapped__ = fn
         return timed
@@ -103,11 +106,14 @@ class KernelTimer:
         self.calls.clear()
 
 
-def profile(model, x, repeat):
+def profile(model, x, repeat, workers=1):
     """{kernel: (ms per forward, calls per forward)} and the total ms per forward.
 
     Each number is the minimum over `repeat` forward passes (of that kernel's summed time
-    within one pass): on a shared machine the minimum is the steadiest estimate.
+    within one pass): on a shared machine the minimum is the steadiest estimate. `workers`:
+    how many threads run the batch's images side by side (the model splits a batch over its
+    threads); a kernel's time is then summed over them, and what is left of workers × the pass
+    is glue and waiting.
     """
     model(x)                                   # compile and warm up outside the timer
     best, calls, best_total = {}, {}, float("inf")
@@ -122,15 +128,20 @@ def profile(model, x, repeat):
                 best[k] = min(best.get(k, float("inf")), v)
                 calls[k] = kt.calls[k]
     rows = {k: (1e3 * v, calls[k]) for k, v in best.items()}
-    rows["glue (outside kernels)"] = (max(0.0, 1e3 * best_total - sum(ms for ms, _ in rows.values())), 0)
+    glue = "glue (outside kernels)" if workers == 1 else "glue and waiting (outside kernels)"
+    rows[glue] = (max(0.0, 1e3 * workers * best_total - sum(ms for ms, _ in rows.values())), 0)
     return rows, 1e3 * best_total
 
 
-def table(name, batch, threads, rows, total):
-    lines = [f"### {name}, batch {batch}, {threads} thread(s): {total:.2f} ms per forward", "",
-             "| kernel | ms | % | calls |", "|---|---:|---:|---:|"]
+def table(name, batch, threads, rows, total, workers=1):
+    """Markdown for profile()'s rows; with workers > 1, % is of workers × the pass."""
+    lines = [f"### {name}, batch {batch}, {threads} thread(s): {total:.2f} ms per forward", ""]
+    if workers > 1:
+        lines += [f"Its images run on {workers} threads side by side: each kernel's time is summed over the "
+                  f"threads, and % is of {workers} × the pass ({workers * total:.2f} ms of thread time).", ""]
+    lines += ["| kernel | ms | % | calls |", "|---|---:|---:|---:|"]
     for k, (ms, n) in sorted(rows.items(), key=lambda kv: -kv[1][0]):
-        lines.append(f"| {k} | {ms:.2f} | {100 * ms / total:.1f} | {n or ''} |")
+        lines.append(f"| {k} | {ms:.2f} | {100 * ms / (workers * total):.1f} | {n or ''} |")
     return "\n".join(lines) + "\n"
 
 
@@ -187,7 +198,7 @@ def block_times(model, x, repeat):
         return model.classifier(global_avg_pool(a))
     blocks = [("conv_1", model.conv_1)] + [(f"layer_{k}.{i}", one_input(b)) for k in range(1, 6)
                                           for i, b in enumerate(getattr(model, f"layer_{k}"))] + [("head", head)]
-    joins = 1 + model._joint_start() if len(x) > 1 else len(blocks)    # conv_1 comes first in `blocks`
+    joins = 1 + len(model.split_blocks()[0]) if len(x) > 1 else len(blocks)   # conv_1 comes first in `blocks`
     best = {}
     keep_freed_memory()
     with pool_guard(), blas_single_thread():   # as the model's own __call__ sets them up, once
@@ -280,8 +291,9 @@ def main():
             continue
         for b in (int(v) for v in args.batch.split(",")):
             x = np.random.default_rng(0).uniform(0, 1, (b, 3, args.size, args.size)).astype(np.float32)
-            rows, total = profile(model, x, max(2, args.repeat // b))
-            out.append(table(name, b, args.threads, rows, total))
+            workers = min(b, args.threads) if args.clock == "wall" else 1     # see model.split_images
+            rows, total = profile(model, x, max(2, args.repeat // b), workers)
+            out.append(table(name, b, args.threads, rows, total, workers))
             print(out[-1], flush=True)
             if args.onnxruntime:
                 rows, total = profile_onnxruntime(name, b, args.threads, max(2, args.repeat // b), args.size)
