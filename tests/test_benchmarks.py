@@ -7,9 +7,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import bench      # noqa: E402
-import report     # noqa: E402
+
+def _import_benchmarks():
+    """bench and report from benchmarks/, with sys.path as it was afterwards: benchmarks/ holds a
+    profile.py, which would shadow the standard library's `profile` for every later test."""
+    saved = sys.path[:]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import bench
+        import report
+    finally:
+        sys.path[:] = saved
+    return bench, report
+
+
+bench, report = _import_benchmarks()
 
 
 def test_ratios_are_taken_inside_each_window():
