@@ -9,8 +9,8 @@ import pytest
 
 
 def _import_benchmarks():
-    """bench and report from benchmarks/, with sys.path as it was afterwards: benchmarks/ holds a
-    profile.py, which would shadow the standard library's `profile` for every later test."""
+    """bench and report from benchmarks/, with sys.path as it was afterwards, so that the scripts'
+    modules shadow nothing for later tests (a benchmarks/profile.py once hid the standard library's)."""
     saved = sys.path[:]
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     try:

@@ -19,9 +19,9 @@ Reorder, counts towards the block it runs in). A batch above 1 is timed at one
 thread only, the way the model runs it there: the blocks before `joint` image by
 image (summed over the images), the rest on the whole batch.
 
-Usage: python benchmarks/profile.py [--models mobilevit_xxs,...] [--batch 1,8]
+Usage: python benchmarks/kernel_profile.py [--models mobilevit_xxs,...] [--batch 1,8]
        [--threads 2] [--repeat 20] [--clock wall|cpu] [--onnxruntime] [--markdown out.md]
-       python benchmarks/profile.py --blocks [--models ...] [--batch 1] [--threads 1] [--repeat 30]
+       python benchmarks/kernel_profile.py --blocks [--models ...] [--batch 1] [--threads 1] [--repeat 30]
 """
 import argparse
 import os
